@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/template"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/scgate/scgate/internal/standin"
+	"github.com/scgate/scgate/proxy"
+)
+
+// The demo's keys are fake and documented as such (README.md): they only
+// open the in-process stand-in broadcaster.
+const (
+	demoKeyAdmin   = "DemoAdm1.FAKEfakeFAKEfakeFAKEfakeFAKEfake"
+	demoKeyRotated = "DemoAdm2.FAKEfakeFAKEfakeFAKEfakeFAKEfake"
+	demoKeyExpired = "DemoArc1.FAKEfakeFAKEfakeFAKEfakeFAKEfake"
+)
+
+// Demo callers are told apart by loopback source address (the cidr resolver):
+// Linux routes all of 127.0.0.0/8 to lo, so curl --interface 127.0.0.N works.
+const (
+	demoAddrSync     = "127.0.0.1" // playlist-sync, which has a key
+	demoAddrReporter = "127.0.0.2" // reporting, which has no key in the vault
+	demoAddrStranger = "127.0.0.3" // nobody: no identity
+	demoAddrArchiver = "127.0.0.4" // archiver, whose key has only an expired version
+)
+
+var demoVault = template.Must(template.New("vault").Parse(`# scgate demo vault: FAKE keys, accepted only by the stand-in broadcaster.
+# Edit it while the demo runs: scgate applies the change within a second.
+[callers]
+"playlist-sync" = "playlist-admin"
+"archiver" = "archive"
+
+[[keys.playlist-admin]]
+secret = "{{.Admin}}"
+{{if .Rotated}}
+# A rotation: the newest not_before among the valid versions is the active one.
+[[keys.playlist-admin]]
+secret = "{{.Rotated}}"
+not_before = {{.RotatedFrom}}
+{{end}}
+[[keys.archive]]
+secret = "{{.Expired}}"
+expires = 2020-01-01T00:00:00Z
+`))
+
+var demoConfig = template.Must(template.New("config").Parse(`# scgate demo config (written by "scgate demo").
+[server]
+listen = "{{.Listen}}"
+tls = "off"
+shutdown_delay = "0s"
+shutdown_timeout = "5s"
+
+[admin]
+listen = "{{.Admin}}"
+
+[upstream]
+url = "{{.Upstream}}"
+response_header_timeout = "10s"
+
+[vault]
+file = "keys.toml"
+poll_interval = "1s"
+
+[identity]
+order = ["cidr"]
+[identity.cidr]
+"127.0.0.1/32" = "playlist-sync"
+"127.0.0.2/32" = "reporting"
+"127.0.0.4/32" = "archiver"
+
+[limits]
+rate = 50.0
+burst = 100
+
+[log]
+format = "console"
+level = "{{.Level}}"
+`))
+
+type demoVaultData struct{ Admin, Rotated, RotatedFrom, Expired string }
+
+func writeDemoVault(path string, d demoVaultData) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if err := demoVault.Execute(f, d); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path) // atomic, as ops tools and Kubernetes do it
+}
+
+// cmdDemo runs the stand-in broadcaster and a gateway in front of it.
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", stderr)
+	selftest := fs.Bool("selftest", false, "run the scripted tour and exit 0 only if every step behaved")
+	listen := fs.String("listen", "127.0.0.1:8080", "gateway address (the selftest uses a free port)")
+	admin := fs.String("admin", "127.0.0.1:9090", "metrics and probes address (the selftest uses a free port)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *selftest {
+		*listen, *admin = "127.0.0.1:0", "127.0.0.1:0"
+	}
+	dir, err := os.MkdirTemp("", "scgate-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	si, err := standin.New(standin.Options{Keys: []string{demoKeyAdmin}, MaxRecorded: 1000})
+	if err != nil {
+		return err
+	}
+	upstream, err := proxy.Listen(si, proxy.ServerOptions{Name: "standin", Addr: "127.0.0.1:0"})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	upDone := make(chan error, 1)
+	go func() {
+		upDone <- proxy.Run(ctx, proxy.LifecycleOptions{Gateways: []*proxy.Server{upstream}, ShutdownTimeout: 5 * time.Second})
+	}()
+	defer func() { cancel(); <-upDone }()
+
+	vaultPath := filepath.Join(dir, "keys.toml")
+	if err := writeDemoVault(vaultPath, demoVaultData{Admin: demoKeyAdmin, Expired: demoKeyExpired}); err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(dir, "config.toml")
+	level := "info"
+	if *selftest {
+		level = "warn" // the tour prints its own lines
+	}
+	if err := writeTemplate(cfgPath, demoConfig, map[string]string{
+		"Listen": *listen, "Admin": *admin, "Upstream": "http://" + upstream.Addr().String(), "Level": level,
+	}); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		return fmt.Errorf("demo config: %w", err)
+	}
+	logger, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	g, err := newGateway(cfg, logger)
+	if err != nil {
+		return fmt.Errorf("%w (is another demo running? use --listen and --admin to pick other ports)", err)
+	}
+	gwDone := make(chan error, 1)
+	go func() { gwDone <- g.run(ctx, nil) }()
+
+	base := "http://" + g.server.Addr().String()
+	if *selftest {
+		err := runSelftest(ctx, stdout, tour{base: base, standin: si, gw: g, vaultPath: vaultPath})
+		cancel()
+		return errors.Join(err, <-gwDone)
+	}
+	printDemoHelp(stdout, base, "http://"+g.admin.Addr().String(), vaultPath)
+	err = <-gwDone
+	logger.Info("demo stopped", zap.Error(err))
+	return err
+}
+
+func writeTemplate(path string, t *template.Template, data any) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := t.Execute(f, data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func printDemoHelp(w io.Writer, base, admin, vault string) {
+	fmt.Fprintf(w, `
+scgate demo: a gateway on %[1]s in front of a stand-in broadcaster.
+Callers send no key; scgate attaches the caller's SC-API-KEY (fake demo keys).
+
+Try:
+  curl -s '%[1]s/api/v2/playlists/?server=1'
+  curl -s -X POST -H 'Content-Type: application/json' -d '{"name":"Morning","is_random":true,"server":1}' %[1]s/api/v2/playlists/
+  curl -s '%[1]s/api/v2/history/?limit=2&server=1'     # "next" points back at scgate
+  curl -si --interface %[2]s %[1]s/api/v2/history/     # a caller with no identity: 401
+  curl -s %[3]s/metrics | grep ^scgate_
+
+Edit the vault while it runs (applied within a second): %[4]s
+Ctrl-C stops.
+`, base, demoAddrStranger, admin, vault)
+}

@@ -1,0 +1,353 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"net/url"
+	"os"
+	"reflect"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/scgate/scgate/keyvault"
+	"github.com/scgate/scgate/metrics"
+	"github.com/scgate/scgate/proxy"
+	"github.com/scgate/scgate/proxy/identity"
+	"github.com/scgate/scgate/proxy/ratelimit"
+	"github.com/scgate/scgate/proxy/tlsconf"
+)
+
+// gateway is one running scgate: everything built from a Config.
+type gateway struct {
+	cfg       *Config
+	log       *zap.Logger
+	metrics   *metrics.Metrics
+	vault     *keyvault.Watcher
+	limiter   *ratelimit.Limiter
+	certs     *tlsconf.Files     // tls = "files"
+	clientCAs *tlsconf.ClientCAs // mTLS
+	server    *proxy.Server
+	admin     *proxy.Server
+	ready     atomic.Bool
+	draining  atomic.Bool
+}
+
+func newLogger(c LogConfig, w io.Writer) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, err
+	}
+	ecfg := zap.NewProductionEncoderConfig()
+	ecfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if c.Format == "console" {
+		ecfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(ecfg)
+	} else {
+		enc = zapcore.NewJSONEncoder(ecfg)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)), nil
+}
+
+// newGateway loads everything the config names and binds the listeners. Any
+// failure leaves nothing running.
+func newGateway(cfg *Config, logger *zap.Logger) (g *gateway, err error) {
+	g = &gateway{cfg: cfg, log: logger, metrics: metrics.New()}
+	g.limiter, err = ratelimit.New(ratelimit.Options{Rate: cfg.Limits.Rate, Burst: cfg.Limits.Burst})
+	if err != nil {
+		return nil, err
+	}
+	g.vault, err = keyvault.NewWatcher(keyvault.WatcherOptions{
+		Path:         cfg.Vault.File,
+		PollInterval: cfg.Vault.PollInterval.Duration,
+		Logger:       logger.Named("vault"),
+		OnReload:     g.vaultReloaded,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	g.metrics.VaultReloads.WithLabelValues("success").Inc()
+	g.metrics.VaultLastSuccess.SetToCurrentTime()
+	g.metrics.SetKeySource(g.keyStates)
+
+	handler, err := g.newHandler()
+	if err != nil {
+		return nil, err
+	}
+	tlsConfig, err := g.serverTLS()
+	if err != nil {
+		return nil, err
+	}
+	s := cfg.Server
+	g.server, err = proxy.Listen(handler, proxy.ServerOptions{
+		Name: "gateway", Addr: s.Listen, TLSConfig: tlsConfig,
+		ReadHeaderTimeout: s.ReadHeaderTimeout.Duration, ReadTimeout: s.ReadTimeout.Duration,
+		WriteTimeout: s.WriteTimeout.Duration, IdleTimeout: s.IdleTimeout.Duration,
+		MaxHeaderBytes: s.MaxHeaderBytes, Logger: logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.admin, err = proxy.Listen(g.metrics.AdminHandler(g.readiness), proxy.ServerOptions{
+		Name: "admin", Addr: cfg.Admin.Listen, Logger: logger,
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+	})
+	if err != nil {
+		_ = g.server.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *gateway) newHandler() (*proxy.Handler, error) {
+	cfg := g.cfg
+	upstream, _ := url.Parse(cfg.Upstream.URL) // validated with the config
+	upstream.Path = ""
+	var roots *x509.CertPool
+	if cfg.Upstream.CAFile != "" {
+		pem, err := os.ReadFile(cfg.Upstream.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("upstream.ca_file: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("upstream.ca_file %s: no PEM certificate found", cfg.Upstream.CAFile)
+		}
+	}
+	u := cfg.Upstream
+	transport := proxy.NewTransport(proxy.TransportOptions{
+		RootCAs: roots, ServerName: u.ServerName,
+		DialTimeout: u.DialTimeout.Duration, TLSHandshakeTimeout: u.TLSHandshakeTimeout.Duration,
+		ResponseHeaderTimeout: u.ResponseHeaderTimeout.Duration, IdleConnTimeout: u.IdleConnTimeout.Duration,
+		MaxIdleConns: u.MaxIdleConns,
+	})
+	resolver, err := buildIdentity(cfg.Identity)
+	if err != nil {
+		return nil, err
+	}
+	var public *url.URL
+	if cfg.Server.PublicURL != "" {
+		public, _ = url.Parse(cfg.Server.PublicURL)
+	}
+	return proxy.New(proxy.Options{
+		Upstream: upstream, Transport: transport, Identity: resolver, Vault: g.vault,
+		Limiter: g.limiter, Metrics: g.metrics, Logger: g.log.Named("access"),
+		MaxBodyBytes: cfg.Server.MaxBodyBytes, PublicURL: public,
+	})
+}
+
+func buildIdentity(c IdentityConfig) (identity.Resolver, error) {
+	var chain identity.Chain
+	for _, name := range c.Order {
+		var r identity.Resolver
+		var err error
+		switch name {
+		case "static":
+			r, err = identity.Static(c.Static)
+		case "cidr":
+			rules := make([]identity.CIDRRule, 0, len(c.CIDR))
+			for network, id := range c.CIDR {
+				p, perr := netip.ParsePrefix(network)
+				if perr != nil {
+					return nil, fmt.Errorf("identity.cidr %q: %w", network, perr)
+				}
+				rules = append(rules, identity.CIDRRule{Prefix: p, Identity: id})
+			}
+			sort.Slice(rules, func(i, j int) bool { return rules[i].Prefix.String() < rules[j].Prefix.String() })
+			r, err = identity.NewCIDR(rules)
+		case "mtls":
+			r, err = identity.NewMTLS(identity.MTLSOptions{Source: c.MTLS.Source, TrustDomains: c.MTLS.TrustDomains})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("identity.%s: %w", name, err)
+		}
+		chain = append(chain, r)
+	}
+	return chain, nil
+}
+
+// serverTLS builds the listener's TLS configuration, or nil for tls = "off".
+func (g *gateway) serverTLS() (*tls.Config, error) {
+	s := g.cfg.Server
+	var getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	switch s.TLS {
+	case "off":
+		return nil, nil
+	case "files":
+		files, err := tlsconf.NewFiles(tlsconf.FilesOptions{
+			CertFile: s.CertFile, KeyFile: s.KeyFile, Logger: g.log.Named("tls"),
+			OnReload: func(leaf *x509.Certificate, err error) {
+				if err == nil && leaf != nil {
+					g.metrics.TLSCertExpiry.WithLabelValues("server").Set(float64(leaf.NotAfter.Unix()))
+				}
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("server TLS: %w", err)
+		}
+		g.certs = files
+		g.metrics.TLSCertExpiry.WithLabelValues("server").Set(float64(files.Leaf().NotAfter.Unix()))
+		getCert = files.GetCertificate
+	case "self-signed":
+		cert, fingerprint, err := tlsconf.SelfSigned(s.SelfSignedHosts, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("self-signed certificate: %w", err)
+		}
+		g.log.Warn("serving a self-signed certificate: for development only",
+			zap.String("sha256_fingerprint", fingerprint))
+		if cert.Leaf != nil {
+			g.metrics.TLSCertExpiry.WithLabelValues("server").Set(float64(cert.Leaf.NotAfter.Unix()))
+		}
+		getCert = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }
+	}
+	opts := tlsconf.ServerOptions{GetCertificate: getCert, ClientAuth: s.ClientAuth}
+	if s.ClientCAFile != "" {
+		cas, err := tlsconf.NewClientCAs(tlsconf.ClientCAOptions{
+			File: s.ClientCAFile, Logger: g.log.Named("client-ca"),
+			OnReload: func(certs []*x509.Certificate, err error) {
+				if err == nil {
+					g.metrics.TLSCertExpiry.WithLabelValues("client_ca").Set(float64(earliestExpiry(certs).Unix()))
+				}
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("server.client_ca_file: %w", err)
+		}
+		g.clientCAs = cas
+		opts.ClientCAs = cas
+	}
+	return tlsconf.ServerConfig(opts)
+}
+
+func earliestExpiry(certs []*x509.Certificate) time.Time {
+	var t time.Time
+	for _, c := range certs {
+		if t.IsZero() || c.NotAfter.Before(t) {
+			t = c.NotAfter
+		}
+	}
+	return t
+}
+
+// vaultReloaded records a reload attempt that read the file.
+func (g *gateway) vaultReloaded(v *keyvault.Vault, _ []keyvault.Warning, err error) {
+	if err != nil {
+		g.metrics.VaultReloads.WithLabelValues("error").Inc()
+		return
+	}
+	g.metrics.VaultReloads.WithLabelValues("success").Inc()
+	g.metrics.VaultLastSuccess.SetToCurrentTime()
+	g.limiter.Forget(func(caller string) bool { _, ok := v.KeyOf(caller); return ok })
+}
+
+// keyStates lists every key version of the live vault for the key gauges.
+func (g *gateway) keyStates() []metrics.KeyState {
+	v := g.vault.Current()
+	now := time.Now()
+	var out []metrics.KeyState
+	for _, k := range v.Keys() {
+		active := k.Active(now)
+		for _, ver := range k.Versions {
+			out = append(out, metrics.KeyState{Key: k.Name, Prefix: ver.Secret.Prefix(), Expires: ver.Expires, Active: ver == active})
+		}
+	}
+	return out
+}
+
+func (g *gateway) readiness() error {
+	switch {
+	case g.draining.Load():
+		return errors.New("draining")
+	case !g.ready.Load():
+		return errors.New("starting")
+	}
+	return nil
+}
+
+// run serves until ctx is done, reloading on every value from hup.
+func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
+	wctx, stopWatchers := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	watch := func(name string, run func(context.Context) error) {
+		wg.Go(func() {
+			if err := run(wctx); err != nil && !errors.Is(err, context.Canceled) {
+				g.log.Error("watcher stopped", zap.String("watcher", name), zap.Error(err))
+			}
+		})
+	}
+	watch("vault", g.vault.Run)
+	if g.certs != nil {
+		watch("certificate", g.certs.Run)
+	}
+	if g.clientCAs != nil {
+		watch("client-ca", g.clientCAs.Run)
+	}
+	wg.Go(func() {
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-hup:
+				g.reload()
+			}
+		}
+	})
+	g.ready.Store(true)
+	g.log.Info("scgate is ready",
+		zap.String("listen", g.server.Addr().String()), zap.String("admin", g.admin.Addr().String()),
+		zap.String("tls", g.cfg.Server.TLS), zap.String("upstream", g.cfg.Upstream.URL),
+		zap.Int("callers", len(g.vault.Current().Callers())), zap.String("version", version))
+	err := proxy.Run(ctx, proxy.LifecycleOptions{
+		Gateways: []*proxy.Server{g.server}, Admin: g.admin,
+		OnDrain:         func() { g.draining.Store(true) },
+		ShutdownDelay:   g.cfg.Server.ShutdownDelay.Duration,
+		ShutdownTimeout: g.cfg.Server.ShutdownTimeout.Duration,
+		Logger:          g.log,
+	})
+	stopWatchers()
+	wg.Wait()
+	g.log.Info("scgate stopped")
+	return err
+}
+
+// reload is SIGHUP: vault and certificates now; other config changes need a
+// restart, which it says when it sees them.
+func (g *gateway) reload() {
+	g.log.Info("SIGHUP: reloading")
+	if err := g.vault.Reload(); err != nil {
+		g.log.Error("vault reload failed; the previous vault keeps serving", zap.Error(err))
+	}
+	if g.certs != nil {
+		if err := g.certs.Reload(); err != nil {
+			g.log.Error("certificate reload failed; the previous certificate keeps serving", zap.Error(err))
+		}
+	}
+	if g.clientCAs != nil {
+		if err := g.clientCAs.Reload(); err != nil {
+			g.log.Error("client CA reload failed; the previous bundle keeps serving", zap.Error(err))
+		}
+	}
+	cfg, err := loadConfig(g.cfg.path)
+	switch {
+	case err != nil:
+		g.log.Error("config file is now invalid; the running config is unchanged", zap.Error(err))
+	case !sameConfig(cfg, g.cfg):
+		g.log.Warn("config file changed: vault and certificates were reloaded; restart scgate to apply the other settings")
+	}
+}
+
+func sameConfig(a, b *Config) bool {
+	x, y := *a, *b
+	x.lines, y.lines = nil, nil
+	return reflect.DeepEqual(x, y)
+}

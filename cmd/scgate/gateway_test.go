@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/scgate/scgate/internal/standin"
+	"github.com/scgate/scgate/keyvault"
+	"github.com/scgate/scgate/proxy/tlsconf/tlstest"
+)
+
+const testKey = "TestKey1.FAKEfakeFAKEfakeFAKEfakeFAKEfake"
+
+// startGateway runs a gateway built from cfg (the vault is goodVault) and
+// returns it with a function that stops it (like SIGTERM) and waits.
+func startGateway(t *testing.T, cfg string) (*gateway, func() error) {
+	t.Helper()
+	c, err := loadConfig(writeConfig(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := newGateway(c, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.run(ctx, nil) }()
+	waitUntil(t, "readiness", func() bool { return g.readiness() == nil })
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	t.Cleanup(func() { _ = stop() })
+	return g, stop
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+func get(t *testing.T, client *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	arrived := make(chan struct{}, 8)
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		if r.URL.Path == "/api/v2/history/" {
+			<-release
+		}
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	defer up.Close()
+	g, stop := startGateway(t, fmt.Sprintf(`
+[server]
+listen = "127.0.0.1:0"
+shutdown_delay = "300ms"
+shutdown_timeout = "10s"
+[admin]
+listen = "127.0.0.1:0"
+[upstream]
+url = %q
+[vault]
+file = "keys.toml"
+[identity]
+static = "svc"
+`, up.URL))
+	base := "http://" + g.server.Addr().String()
+	admin := "http://" + g.admin.Addr().String()
+	if code, _ := get(t, http.DefaultClient, admin+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz %d before shutdown", code)
+	}
+
+	inflight := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(base + "/api/v2/history/")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || string(b) != `{"ok":true}` {
+				err = fmt.Errorf("in-flight request got %d %q", resp.StatusCode, b)
+			}
+		}
+		inflight <- err
+	}()
+	<-arrived // the request is at the upstream
+
+	stopErr := make(chan error, 1)
+	go func() { stopErr <- stop() }()
+	waitUntil(t, "/readyz to fail", func() bool {
+		code, body := get(t, http.DefaultClient, admin+"/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "draining")
+	})
+	// During the shutdown delay, new requests are still served.
+	if code, body := get(t, &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, base+"/api/v2/channels/"); code != http.StatusOK {
+		t.Fatalf("request during the shutdown delay: %d %s", code, body)
+	}
+	close(release)
+	if err := <-inflight; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-stopErr; err != nil {
+		t.Fatalf("run returned %v", err)
+	}
+}
+
+func TestMTLSIdentityEndToEnd(t *testing.T) {
+	ca := tlstest.NewCA(t, "test-ca")
+	other := tlstest.NewCA(t, "other-ca")
+	dir := t.TempDir()
+	_, srvCert, srvKey := ca.Issue(t, tlstest.LeafOptions{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true})
+	tlstest.WriteFiles(t, dir, map[string][]byte{"ca.pem": ca.PEM, "tls.crt": srvCert, "tls.key": srvKey})
+	caFile := filepath.Join(dir, "ca.pem")
+	si, err := standin.New(standin.Options{Keys: []string{testKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := httptest.NewServer(si)
+	defer up.Close()
+	cfg := fmt.Sprintf(`
+[server]
+listen = "127.0.0.1:0"
+tls = "files"
+cert_file = %q
+key_file = %q
+client_ca_file = %q
+shutdown_delay = "0s"
+[admin]
+listen = "127.0.0.1:0"
+[upstream]
+url = %q
+[vault]
+file = "keys.toml"
+[identity]
+order = ["mtls"]
+[identity.mtls]
+source = "uri"
+trust_domains = ["prod.example"]
+`, filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), caFile, up.URL)
+	// The vault's caller is the SPIFFE ID.
+	p := writeConfig(t, cfg)
+	vault := strings.Replace(goodVault, `"svc"`, `"spiffe://prod.example/ns/radio/sa/sync"`, 1)
+	if err := os.WriteFile(filepath.Join(filepath.Dir(p), "keys.toml"), []byte(vault), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := newGateway(c, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.run(ctx, nil) }()
+	defer func() { cancel(); <-done }()
+	base := "https://" + g.server.Addr().String()
+
+	clientWith := func(cert tls.Certificate) *http.Client {
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: ca.Pool(),
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				return &cert, nil
+			},
+		}}}
+	}
+	good, _, _ := ca.Issue(t, tlstest.LeafOptions{URIs: []string{"spiffe://prod.example/ns/radio/sa/sync"}, Client: true})
+	client := clientWith(good)
+	code, body := get(t, client, base+"/api/v2/playlists/?server=1")
+	if code != http.StatusOK {
+		t.Fatalf("SPIFFE client: %d %s", code, body)
+	}
+	reqs := si.Requests()
+	if got := reqs[len(reqs)-1].KeyPrefixes; !slices.Equal(got, []string{keyvault.Prefix(testKey)}) {
+		t.Fatalf("the stand-in saw %v", got)
+	}
+
+	// A certificate from another CA does not complete the handshake.
+	bad, _, _ := other.Issue(t, tlstest.LeafOptions{URIs: []string{"spiffe://prod.example/ns/radio/sa/sync"}, Client: true})
+	if _, err := clientWith(bad).Get(base + "/api/v2/playlists/"); err == nil {
+		t.Fatal("a certificate from another CA was accepted")
+	}
+	// A certificate from the right CA in another trust domain is refused (401).
+	foreign, _, _ := ca.Issue(t, tlstest.LeafOptions{URIs: []string{"spiffe://evil.example/ns/x/sa/y"}, Client: true})
+	if code, _ := get(t, clientWith(foreign), base+"/api/v2/playlists/"); code != http.StatusUnauthorized {
+		t.Fatalf("foreign trust domain: %d, want 401", code)
+	}
+	client.CloseIdleConnections()
+}

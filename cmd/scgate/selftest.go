@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/scgate/scgate/internal/standin"
+	"github.com/scgate/scgate/keyvault"
+)
+
+// tour is what the selftest drives: the gateway from outside, the stand-in
+// to see what arrived, the vault file to rotate.
+type tour struct {
+	base      string
+	standin   *standin.Server
+	gw        *gateway
+	vaultPath string
+}
+
+type step struct {
+	name string
+	run  func(ctx context.Context, t tour) error
+}
+
+var steps = []step{
+	{"read: GET history with no key; the broadcaster saw playlist-sync's key", stepRead},
+	{"read: GET playlists (a key-protected read)", stepReadProtected},
+	{"create: POST a playlist", stepCreate},
+	{"a caller with no key in the vault gets 403 forbidden", stepNoKey},
+	{"an unknown caller gets 401 unauthenticated", stepUnknown},
+	{"a caller whose key has only expired versions gets 503 no_valid_key", stepExpired},
+	{"live rotation: a new version is used within a second, then the old key is revoked", stepRotate},
+}
+
+func runSelftest(ctx context.Context, w io.Writer, t tour) error {
+	failed := 0
+	for i, s := range steps {
+		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := s.run(sctx, t)
+		cancel()
+		if err != nil {
+			failed++
+			fmt.Fprintf(w, "FAIL %d. %s: %v\n", i+1, s.name, err)
+			continue
+		}
+		fmt.Fprintf(w, "ok   %d. %s\n", i+1, s.name)
+	}
+	fmt.Fprintf(w, "%d passed, %d failed\n", len(steps)-failed, failed)
+	if failed > 0 {
+		return fmt.Errorf("selftest: %d of %d steps failed", failed, len(steps))
+	}
+	return nil
+}
+
+// clientFrom returns an HTTP client whose connections leave from the given
+// loopback address, which is how the demo's cidr resolver tells callers apart.
+func clientFrom(addr string) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(addr)}}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func call(ctx context.Context, from, method, url, body string) (reply, error) {
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, r)
+	if err != nil {
+		return reply{}, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := clientFrom(from).Do(req)
+	if err != nil {
+		return reply{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return reply{resp.StatusCode, resp.Header, b}, err
+}
+
+// lastSeen is the key prefixes of the last request the stand-in received.
+func lastSeen(s *standin.Server) ([]string, error) {
+	reqs := s.Requests()
+	if len(reqs) == 0 {
+		return nil, errors.New("the stand-in received nothing")
+	}
+	return reqs[len(reqs)-1].KeyPrefixes, nil
+}
+
+func expectKey(s *standin.Server, want string) error {
+	got, err := lastSeen(s)
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(got, []string{keyvault.Prefix(want)}) {
+		return fmt.Errorf("the stand-in saw key prefixes %v, want [%s]", got, keyvault.Prefix(want))
+	}
+	return nil
+}
+
+func stepRead(ctx context.Context, t tour) error {
+	r, err := call(ctx, demoAddrSync, "GET", t.base+"/api/v2/history/?limit=2&server=1", "")
+	if err != nil {
+		return err
+	}
+	if r.status != http.StatusOK {
+		return fmt.Errorf("status %d: %s", r.status, r.body)
+	}
+	var page struct {
+		Next    string            `json:"next"`
+		Results []json.RawMessage `json:"results"`
+	}
+	if err := json.Unmarshal(r.body, &page); err != nil {
+		return fmt.Errorf("body is not the pagination envelope: %w", err)
+	}
+	if len(page.Results) != 2 || !strings.HasPrefix(page.Next, t.base+"/api/v2/history/") {
+		return fmt.Errorf("want 2 results and a next link through scgate, got %d and %q", len(page.Results), page.Next)
+	}
+	return expectKey(t.standin, demoKeyAdmin)
+}
+
+func stepReadProtected(ctx context.Context, t tour) error {
+	if err := readPlaylists(ctx, t); err != nil {
+		return err
+	}
+	return expectKey(t.standin, demoKeyAdmin)
+}
+
+func readPlaylists(ctx context.Context, t tour) error {
+	r, err := call(ctx, demoAddrSync, "GET", t.base+"/api/v2/playlists/?server=1", "")
+	if err != nil {
+		return err
+	}
+	if r.status != http.StatusOK {
+		return fmt.Errorf("status %d: %s", r.status, r.body)
+	}
+	return nil
+}
+
+func stepCreate(ctx context.Context, t tour) error {
+	r, err := call(ctx, demoAddrSync, "POST", t.base+"/api/v2/playlists/", `{"name":"Selftest","is_random":true,"server":1}`)
+	if err != nil {
+		return err
+	}
+	if r.status != http.StatusCreated || !strings.Contains(string(r.body), `"Selftest"`) {
+		return fmt.Errorf("status %d: %s", r.status, r.body)
+	}
+	return expectKey(t.standin, demoKeyAdmin)
+}
+
+// expectGatewayError checks a §5 error: status, Scgate-Error and the JSON
+// body, and that nothing reached the stand-in.
+func expectGatewayError(ctx context.Context, t tour, from, code string, status int) error {
+	before := len(t.standin.Requests())
+	r, err := call(ctx, from, "GET", t.base+"/api/v2/playlists/?server=1", "")
+	if err != nil {
+		return err
+	}
+	var body struct{ Error, Message, RequestID string }
+	_ = json.Unmarshal(r.body, &body)
+	switch {
+	case r.status != status:
+		return fmt.Errorf("status %d, want %d: %s", r.status, status, r.body)
+	case r.header.Get("Scgate-Error") != code || body.Error != code:
+		return fmt.Errorf("error code %q / %q, want %q", r.header.Get("Scgate-Error"), body.Error, code)
+	case len(t.standin.Requests()) != before:
+		return errors.New("the request reached the stand-in")
+	}
+	return nil
+}
+
+func stepNoKey(ctx context.Context, t tour) error {
+	return expectGatewayError(ctx, t, demoAddrReporter, "forbidden", http.StatusForbidden)
+}
+
+func stepUnknown(ctx context.Context, t tour) error {
+	return expectGatewayError(ctx, t, demoAddrStranger, "unauthenticated", http.StatusUnauthorized)
+}
+
+func stepExpired(ctx context.Context, t tour) error {
+	return expectGatewayError(ctx, t, demoAddrArchiver, "no_valid_key", http.StatusServiceUnavailable)
+}
+
+func stepRotate(ctx context.Context, t tour) error {
+	// Ops create the new key in the panel first, then put it in the vault.
+	t.standin.SetKeys([]string{demoKeyAdmin, demoKeyRotated})
+	start := time.Now()
+	if err := writeDemoVault(t.vaultPath, demoVaultData{
+		Admin: demoKeyAdmin, Rotated: demoKeyRotated, Expired: demoKeyExpired,
+		RotatedFrom: start.Add(-time.Second).UTC().Format(time.RFC3339),
+	}); err != nil {
+		return err
+	}
+	want := keyvault.Prefix(demoKeyRotated)
+	for {
+		v, err := t.gw.vault.Current().Select("playlist-sync", time.Now())
+		if err == nil && v.Secret.Prefix() == want {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("the gateway did not pick up the new vault")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	took := time.Since(start)
+	if took > time.Second {
+		return fmt.Errorf("the new version took %v to apply, want under 1s", took)
+	}
+	if err := readPlaylists(ctx, t); err != nil {
+		return fmt.Errorf("after the vault change: %w", err)
+	}
+	if err := expectKey(t.standin, demoKeyRotated); err != nil {
+		return err
+	}
+	// Now ops revoke the old key; requests keep working.
+	t.standin.SetKeys([]string{demoKeyRotated})
+	if err := readPlaylists(ctx, t); err != nil {
+		return fmt.Errorf("after revoking the old key: %w", err)
+	}
+	return expectKey(t.standin, demoKeyRotated)
+}

@@ -1,0 +1,98 @@
+package standin
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// KeyHeader is the header Streaming.Center reads the API key from.
+const KeyHeader = "SC-API-KEY"
+
+// Prefix is the loggable name of a key, defined as scgate defines it: the part before the first
+// '.' when that part is exactly 8 ASCII letters or digits (Streaming.Center keys look like
+// "Ab3dEf7h.Q1w2..."), otherwise "sha256:" followed by the first 8 hex digits of the key's
+// SHA-256, so that even a malformed key can be told apart from others without being shown.
+func Prefix(key string) string {
+	if len(key) > 8 && key[8] == '.' && isAlnum(key[:8]) {
+		return key[:8]
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(sum[:4])
+}
+
+func isAlnum(s string) bool {
+	for i := range len(s) {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkKeyValue rejects what cannot arrive intact in an HTTP header value.
+func checkKeyValue(k string) error {
+	if k == "" {
+		return errors.New("is empty")
+	}
+	for i := range len(k) {
+		if c := k[i]; c <= ' ' || c == 0x7f {
+			return errors.New("contains whitespace or a control character")
+		}
+	}
+	return nil
+}
+
+// keySet holds digests rather than keys: comparing fixed-size digests takes the same time
+// whatever the length or content of the candidate, and no key is kept in memory in clear.
+type keySet struct {
+	digests [][sha256.Size]byte
+}
+
+func newKeySet(keys []string) *keySet {
+	ks := &keySet{digests: make([][sha256.Size]byte, len(keys))}
+	for i, k := range keys {
+		ks.digests[i] = sha256.Sum256([]byte(k))
+	}
+	return ks
+}
+
+// valid reports whether candidate is one of the keys. It compares against every key without
+// stopping early, so the timing does not reveal which key (or how many) matched.
+func (ks *keySet) valid(candidate string) bool {
+	d := sha256.Sum256([]byte(candidate))
+	match := 0
+	for i := range ks.digests {
+		match |= subtle.ConstantTimeCompare(d[:], ks.digests[i][:])
+	}
+	return match == 1
+}
+
+// keyValues returns every SC-API-KEY value in h. net/http canonicalises header names it parses,
+// but a handler called directly may get any casing, so every spelling counts; names are sorted
+// so the order of several spellings is stable.
+func keyValues(h http.Header) []string {
+	var names []string
+	for name := range h {
+		if strings.EqualFold(name, KeyHeader) {
+			names = append(names, name)
+		}
+	}
+	switch len(names) {
+	case 0:
+		return nil
+	case 1:
+		return h[names[0]]
+	}
+	slices.Sort(names)
+	var vals []string
+	for _, name := range names {
+		vals = append(vals, h[name]...)
+	}
+	return vals
+}

@@ -1,0 +1,9 @@
+// Package proxy is the gateway itself: an http.Handler that takes a caller's
+// request through the stages of design.md §1 (strip credentials, identify,
+// authorise, limit, pick key, forward, observe), the listeners that serve it,
+// and their lifecycle.
+//
+// errors.go is the one place where a failure becomes an HTTP response. Every
+// request works on the vault snapshot it loaded at its start, so a reload never
+// changes a request half-way.
+package proxy

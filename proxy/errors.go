@@ -1,0 +1,125 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Error codes of design.md §5 (contract).
+const (
+	CodeUnauthenticated     = "unauthenticated"
+	CodeForbidden           = "forbidden"
+	CodeNoValidKey          = "no_valid_key"
+	CodeRateLimited         = "rate_limited"
+	CodePayloadTooLarge     = "payload_too_large"
+	CodeBadRequest          = "bad_request"
+	CodeUpstreamUnavailable = "upstream_unavailable"
+	CodeUpstreamTimeout     = "upstream_timeout"
+)
+
+// statusClientClosed is logged (never sent) when the caller went away before
+// the answer, as nginx and Caddy do.
+const statusClientClosed = 499
+
+// gatewayError is a failure that scgate answers itself. msg is written to the
+// caller, so it is always a fixed sentence, never an error's text, which could
+// carry an upstream address or worse.
+type gatewayError struct {
+	code   string
+	status int
+	msg    string
+	cause  error // logged, never sent
+
+	// For rate_limited only.
+	retryAfter time.Duration
+	limit      int
+	window     time.Duration
+}
+
+func (e *gatewayError) Error() string {
+	if e.cause != nil {
+		return e.code + ": " + e.cause.Error()
+	}
+	return e.code + ": " + e.msg
+}
+
+func (e *gatewayError) Unwrap() error { return e.cause }
+
+func newError(code string, status int, msg string, cause error) *gatewayError {
+	return &gatewayError{code: code, status: status, msg: msg, cause: cause}
+}
+
+// errorBody is the JSON body of every gateway error (contract).
+type errorBody struct {
+	Error     string `json:"error"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
+}
+
+// writeError renders e. It is the only function that writes a gateway error.
+func (h *Handler) writeError(w http.ResponseWriter, st *state, e *gatewayError) {
+	st.code = e.code
+	st.err = e
+	if h.metrics != nil {
+		h.metrics.GatewayErrors.WithLabelValues(e.code).Inc()
+	}
+	if e.status == statusClientClosed {
+		st.status = statusClientClosed
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Scgate-Error", e.code)
+	hdr.Set("X-Request-Id", st.id)
+	if e.code == CodeRateLimited {
+		secs := int(math.Ceil(e.retryAfter.Seconds()))
+		secs = max(secs, 1)
+		hdr.Set("Retry-After", strconv.Itoa(secs))
+		window := max(int(math.Ceil(e.window.Seconds())), 1)
+		hdr.Set("RateLimit-Policy", `"caller";q=`+strconv.Itoa(e.limit)+";w="+strconv.Itoa(window))
+		hdr.Set("RateLimit", `"caller";r=0;t=`+strconv.Itoa(secs))
+	}
+	body, _ := json.Marshal(errorBody{Error: e.code, Message: e.msg, RequestID: st.id})
+	body = append(body, '\n')
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(e.status)
+	_, _ = w.Write(body)
+}
+
+// upstreamError classifies a failure of the forward stage.
+func upstreamError(r *http.Request, err error) *gatewayError {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return errTooLarge(tooBig.Limit, err)
+	case r.Context().Err() != nil && !errors.Is(r.Context().Err(), context.DeadlineExceeded):
+		return newError("client_closed", statusClientClosed, "the caller went away", err)
+	case isTimeout(err):
+		return newError(CodeUpstreamTimeout, http.StatusGatewayTimeout,
+			"the broadcaster did not answer in time; retry later", err)
+	default:
+		return newError(CodeUpstreamUnavailable, http.StatusBadGateway,
+			"the broadcaster could not be reached; retry later", err)
+	}
+}
+
+func errTooLarge(limit int64, cause error) *gatewayError {
+	return newError(CodePayloadTooLarge, http.StatusRequestEntityTooLarge,
+		"the request body is larger than this gateway accepts ("+strconv.FormatInt(limit, 10)+" bytes)", cause)
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,326 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/scgate/scgate/keyvault"
+	"github.com/scgate/scgate/metrics"
+	"github.com/scgate/scgate/proxy/identity"
+	"github.com/scgate/scgate/proxy/ratelimit"
+)
+
+// VaultSource hands out the current vault snapshot; *keyvault.Watcher is one.
+type VaultSource interface {
+	Current() *keyvault.Vault
+}
+
+// Options configures a Handler. Upstream, Identity and Vault are required.
+type Options struct {
+	// Upstream is the broadcaster's origin, e.g. https://radio.example.com:1030.
+	// It must have no path, query, fragment or user info: callers' paths are
+	// forwarded unchanged.
+	Upstream *url.URL
+	// Transport carries requests upstream; nil means NewTransport(TransportOptions{}).
+	Transport http.RoundTripper
+	// Identity establishes the caller.
+	Identity identity.Resolver
+	// Vault gives the key snapshot a request works on.
+	Vault VaultSource
+	// Limiter limits each caller; nil means no limit.
+	Limiter *ratelimit.Limiter
+	// Metrics records the request metrics; nil records nothing.
+	Metrics *metrics.Metrics
+	// Logger writes the access log and errors; nil discards them.
+	Logger *zap.Logger
+	// Now is the clock for key validity; nil means time.Now.
+	Now func() time.Time
+	// MaxBodyBytes refuses larger request bodies with 413 (default 32 MiB).
+	MaxBodyBytes int64
+	// PublicURL, when set, is the origin written into rewritten pagination
+	// links; nil means the origin the caller used (scheme and Host).
+	PublicURL *url.URL
+	// RewriteLimit is the largest JSON body read whole to rewrite pagination
+	// links (default 4 MiB); larger bodies stream through untouched.
+	RewriteLimit int64
+}
+
+// Handler is the gateway's http.Handler.
+type Handler struct {
+	upstream     *url.URL
+	upstreamHost string // host:port with the default port made explicit
+	identity     identity.Resolver
+	vault        VaultSource
+	limiter      *ratelimit.Limiter
+	metrics      *metrics.Metrics
+	log          *zap.Logger
+	now          func() time.Time
+	maxBody      int64
+	publicURL    *url.URL
+	rewriteLimit int64
+	rp           *httputil.ReverseProxy
+}
+
+// New validates opts and returns the gateway handler.
+func New(opts Options) (*Handler, error) {
+	if err := validateUpstream(opts.Upstream); err != nil {
+		return nil, err
+	}
+	if opts.Identity == nil {
+		return nil, errors.New("proxy: an identity resolver is required")
+	}
+	if opts.Vault == nil {
+		return nil, errors.New("proxy: a vault is required")
+	}
+	h := &Handler{
+		upstream:     opts.Upstream,
+		upstreamHost: hostPort(opts.Upstream),
+		identity:     opts.Identity,
+		vault:        opts.Vault,
+		limiter:      opts.Limiter,
+		metrics:      opts.Metrics,
+		log:          opts.Logger,
+		now:          opts.Now,
+		maxBody:      opts.MaxBodyBytes,
+		publicURL:    opts.PublicURL,
+		rewriteLimit: opts.RewriteLimit,
+	}
+	if h.log == nil {
+		h.log = zap.NewNop()
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.maxBody <= 0 {
+		h.maxBody = 32 << 20
+	}
+	if h.rewriteLimit <= 0 {
+		h.rewriteLimit = 4 << 20
+	}
+	transport := opts.Transport
+	if transport == nil {
+		transport = NewTransport(TransportOptions{})
+	}
+	errLog, err := zap.NewStdLogAt(h.log.Named("reverseproxy"), zap.WarnLevel)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      transport,
+		ModifyResponse: h.modifyResponse,
+		ErrorHandler:   h.proxyError,
+		BufferPool:     newBufferPool(),
+		ErrorLog:       log.New(errLog.Writer(), "", 0),
+	}
+	return h, nil
+}
+
+func validateUpstream(u *url.URL) error {
+	switch {
+	case u == nil:
+		return errors.New("proxy: the upstream URL is required")
+	case u.Scheme != "https" && u.Scheme != "http":
+		return fmt.Errorf("proxy: upstream %q: scheme must be https (or http)", u.Redacted())
+	case u.Host == "":
+		return fmt.Errorf("proxy: upstream %q: no host", u.Redacted())
+	case u.User != nil:
+		return errors.New("proxy: upstream URL must not carry user info")
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("proxy: upstream %q: give only scheme://host:port; callers' paths are forwarded as they are", u.Redacted())
+	}
+	return nil
+}
+
+// state is what one request carries through the stages; it is what the access
+// log line and the metrics are made of.
+type state struct {
+	id             string
+	start          time.Time
+	caller         string // "" until identified
+	known          bool   // caller is in the vault: only then is it a metric label
+	route          string
+	version        *keyvault.Version
+	status         int
+	upstreamStatus int
+	code           string // gateway error code, if any
+	err            error
+	bytesOut       int64
+	tls            bool   // the caller came over TLS
+	host           string // the Host the caller used
+}
+
+type stateKey struct{}
+
+// ServeHTTP runs the stages of design.md §1 in order.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := &state{
+		id:    requestID(r.Header.Get("X-Request-Id")),
+		start: time.Now(),
+		route: routeOf(r.URL.Path),
+		tls:   r.TLS != nil,
+		host:  r.Host,
+	}
+	rec := &recorder{ResponseWriter: w, st: st}
+	if h.metrics != nil {
+		h.metrics.Inflight.Inc()
+		defer h.metrics.Inflight.Dec()
+	}
+	defer h.observe(r, st)
+	if e := h.serve(rec, r, st); e != nil {
+		h.writeError(rec, st, e)
+	}
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gatewayError {
+	if e := checkRequest(r); e != nil {
+		return e
+	}
+	stripCredentials(r.Header)
+
+	caller, err := h.identity.Resolve(r)
+	if err != nil {
+		return newError(CodeUnauthenticated, http.StatusUnauthorized,
+			"no caller identity could be established for this request; check the client certificate, source address or sidecar identity", err)
+	}
+	st.caller = caller
+
+	vault := h.vault.Current()
+	if _, ok := vault.KeyOf(caller); !ok {
+		return newError(CodeForbidden, http.StatusForbidden,
+			"caller "+quote(caller)+" has no key in the vault; ask the gateway's operators to add it under [callers]", nil)
+	}
+	st.known = true
+
+	if d := h.limiter.Allow(caller); !d.Allowed {
+		if h.metrics != nil {
+			h.metrics.RateLimited.WithLabelValues(caller, "caller").Inc()
+		}
+		e := newError(CodeRateLimited, http.StatusTooManyRequests,
+			"caller "+quote(caller)+" is over its request rate; retry after the number of seconds in Retry-After", nil)
+		e.retryAfter, e.limit, e.window = d.RetryAfter, d.Limit, d.Window
+		return e
+	}
+
+	v, err := vault.Select(caller, h.now())
+	if err != nil {
+		return newError(CodeNoValidKey, http.StatusServiceUnavailable,
+			"caller "+quote(caller)+"'s key has no version valid now (all expired or not yet valid); ops must add a valid version to the vault", err)
+	}
+	st.version = v
+
+	if r.ContentLength > h.maxBody {
+		return errTooLarge(h.maxBody, nil)
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
+	}
+	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	return nil
+}
+
+// checkRequest refuses requests that could make a proxy send somewhere other
+// than the upstream or that cannot be forwarded faithfully.
+func checkRequest(r *http.Request) *gatewayError {
+	switch {
+	case r.Method == http.MethodConnect:
+		return newError(CodeBadRequest, http.StatusBadRequest, "CONNECT is not supported: scgate forwards only to the broadcaster API", nil)
+	case r.RequestURI == "*":
+		return newError(CodeBadRequest, http.StatusBadRequest, "asterisk-form request targets are not supported", nil)
+	case !strings.HasPrefix(r.URL.Path, "/"):
+		return newError(CodeBadRequest, http.StatusBadRequest, "the request path must start with /", nil)
+	}
+	return nil
+}
+
+// stripCredentials removes every header a caller could use to choose its own
+// key or to pass as scgate (design.md §6), in any casing: a map key that is not
+// canonical (possible when another layer built the header map) must not slip past.
+func stripCredentials(h http.Header) {
+	for k := range h {
+		if strings.EqualFold(k, "Sc-Api-Key") || hasPrefixFold(k, "Scgate-") ||
+			strings.EqualFold(k, "Forwarded") || hasPrefixFold(k, "X-Forwarded-") {
+			delete(h, k)
+		}
+	}
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// rewrite builds the outbound request. It runs after ReverseProxy removed the
+// hop-by-hop headers, so a caller's "Connection: SC-API-KEY" can only remove
+// the caller's own copy, never the key injected here.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	st := pr.In.Context().Value(stateKey{}).(*state)
+	pr.SetURL(h.upstream)
+	out := pr.Out
+	stripCredentials(out.Header)
+	out.Header["SC-API-KEY"] = []string{st.version.Secret.Value()}
+	out.Header.Set("X-Request-Id", st.id)
+	// Request trailers could smuggle a second key after the body; the API uses none.
+	out.Trailer = nil
+	if out.Method == http.MethodGet && paginatedRoutes[st.route] {
+		// The pagination links are rewritten in the body, which needs it uncompressed.
+		out.Header.Del("Accept-Encoding")
+	}
+}
+
+func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	st := r.Context().Value(stateKey{}).(*state)
+	h.writeError(w, st, upstreamError(r, err))
+}
+
+// requestID returns the caller's X-Request-Id when it is well formed (so that
+// traces join up), else a new random one.
+func requestID(given string) string {
+	if validRequestID(given) {
+		return given
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// quote bounds and escapes a caller identity before it goes into a message.
+func quote(s string) string {
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }

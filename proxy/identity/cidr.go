@@ -1,0 +1,122 @@
+package identity
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// CIDRRule names the caller for requests from one source network.
+type CIDRRule struct {
+	// Prefix is the source network, such as 10.20.0.0/16 or fd00::/8. Host
+	// bits must be zero. An IPv4-mapped IPv6 prefix (::ffff:10.0.0.0/104)
+	// is taken as the IPv4 prefix it maps.
+	Prefix netip.Prefix
+	// Identity is the caller's identity.
+	Identity string
+}
+
+// cidr holds the rules per address family, longest prefix first, so the
+// first match is the longest.
+type cidr struct {
+	v4, v6 []CIDRRule
+}
+
+// NewCIDR returns a Resolver that names the caller by the request's source
+// address (r.RemoteAddr, the TCP peer: behind a load balancer that is the
+// balancer). The longest matching prefix wins. An IPv4-mapped IPv6 source,
+// as seen on a dual-stack socket, is matched as the IPv4 address it maps, so
+// IPv4 rules cover it. A source no rule matches gives ErrNoIdentity.
+//
+// An invalid prefix, one with host bits set, a duplicate prefix or an
+// unusable identity is an error naming the rule (1-based).
+func NewCIDR(rules []CIDRRule) (Resolver, error) {
+	c := &cidr{}
+	seen := make(map[netip.Prefix]int, len(rules))
+	for i, rule := range rules {
+		n := i + 1
+		p, err := normalizePrefix(rule.Prefix)
+		if err != nil {
+			return nil, fmt.Errorf("identity: cidr rule %d (%s): %w", n, rule.Prefix, err)
+		}
+		if err := checkIdentity(rule.Identity); err != nil {
+			return nil, fmt.Errorf("identity: cidr rule %d (%s): %w", n, rule.Prefix, err)
+		}
+		if first, dup := seen[p]; dup {
+			return nil, fmt.Errorf("identity: cidr rule %d (%s): prefix %s is already given by rule %d", n, rule.Prefix, p, first)
+		}
+		seen[p] = n
+		rule.Prefix = p
+		if p.Addr().Is4() {
+			c.v4 = append(c.v4, rule)
+		} else {
+			c.v6 = append(c.v6, rule)
+		}
+	}
+	longestFirst := func(a, b CIDRRule) int { return cmp.Compare(b.Prefix.Bits(), a.Prefix.Bits()) }
+	slices.SortStableFunc(c.v4, longestFirst)
+	slices.SortStableFunc(c.v6, longestFirst)
+	return c, nil
+}
+
+// normalizePrefix validates p and turns an IPv4-mapped prefix into IPv4.
+func normalizePrefix(p netip.Prefix) (netip.Prefix, error) {
+	if !p.IsValid() {
+		return p, errors.New("not a valid prefix")
+	}
+	if p.Masked() != p {
+		return p, fmt.Errorf("host bits are set; did you mean %s?", p.Masked())
+	}
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96), nil
+	}
+	return p, nil
+}
+
+// Resolve implements Resolver. It does not allocate.
+func (c *cidr) Resolve(r *http.Request) (string, error) {
+	addr, ok := sourceAddr(r.RemoteAddr)
+	if !ok {
+		return "", ErrNoIdentity
+	}
+	rules := c.v6
+	if addr.Is4() {
+		rules = c.v4
+	}
+	for _, rule := range rules {
+		if rule.Prefix.Contains(addr) {
+			return rule.Identity, nil
+		}
+	}
+	return "", ErrNoIdentity
+}
+
+// sourceAddr extracts the IP address from a RemoteAddr: "host:port",
+// "[v6]:port" or a bare address, IPv4-mapped addresses unmapped. The zone
+// is dropped because prefixes carry none; it is cut off before parsing
+// because netip would allocate to keep it.
+func sourceAddr(s string) (netip.Addr, bool) {
+	host := s
+	switch {
+	case strings.HasPrefix(s, "["):
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return netip.Addr{}, false
+		}
+		host = s[1:end]
+	case strings.Count(s, ":") == 1:
+		host = s[:strings.IndexByte(s, ':')]
+	}
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		host = host[:i]
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return addr.Unmap(), true
+}

@@ -1,0 +1,90 @@
+package proxy
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// recorder notes the status and size of the response for the access log. It
+// unwraps for http.ResponseController, so flushing and 1xx responses still
+// reach the caller's connection.
+type recorder struct {
+	http.ResponseWriter
+	st          *state
+	wroteHeader bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wroteHeader && code >= 200 {
+		r.wroteHeader = true
+		r.st.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if !r.wroteHeader {
+		r.wroteHeader = true
+		r.st.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.st.bytesOut += int64(n)
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// observe writes the request's metrics and its one access-log line.
+func (h *Handler) observe(r *http.Request, st *state) {
+	elapsed := time.Since(st.start)
+	caller := "unknown"
+	if st.known {
+		caller = st.caller
+	}
+	status := st.status
+	if status == 0 {
+		status = statusClientClosed
+	}
+	if h.metrics != nil {
+		h.metrics.Requests.WithLabelValues(caller, methodLabel(r.Method), st.route, strconv.Itoa(status)).Inc()
+		h.metrics.RequestDuration.WithLabelValues(caller, st.route).Observe(elapsed.Seconds())
+	}
+	if ce := h.log.Check(zap.InfoLevel, "request"); ce != nil {
+		fields := []zap.Field{
+			zap.String("request_id", st.id),
+			zap.String("caller", st.caller),
+			zap.String("method", r.Method),
+			zap.String("route", st.route),
+			zap.String("path", r.URL.Path),
+			zap.Int("status", status),
+			zap.Int("upstream_status", st.upstreamStatus),
+			zap.Duration("duration", elapsed),
+			zap.Int64("bytes_in", max(r.ContentLength, 0)),
+			zap.Int64("bytes_out", st.bytesOut),
+			zap.String("remote", r.RemoteAddr),
+		}
+		if st.version != nil {
+			fields = append(fields, zap.String("key", st.version.Key), zap.String("key_prefix", st.version.Secret.Prefix()))
+		}
+		if st.code != "" {
+			fields = append(fields, zap.String("error", st.code))
+			if st.err != nil {
+				fields = append(fields, zap.NamedError("cause", st.err))
+			}
+		}
+		ce.Write(fields...)
+	}
+}
+
+// methodLabel keeps the method label bounded: a caller can send any token.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
+}

@@ -1,0 +1,183 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// modifyResponse keeps the upstream origin out of what callers see and marks
+// the response with the request id. Everything else passes unchanged.
+func (h *Handler) modifyResponse(resp *http.Response) error {
+	st := resp.Request.Context().Value(stateKey{}).(*state)
+	st.upstreamStatus = resp.StatusCode
+	if h.metrics != nil {
+		h.metrics.UpstreamDuration.WithLabelValues(st.route).Observe(time.Since(st.start).Seconds())
+	}
+	for k := range resp.Header {
+		// Only scgate may say that an answer is scgate's own.
+		if hasPrefixFold(k, "Scgate-") {
+			delete(resp.Header, k)
+		}
+	}
+	resp.Header.Set("X-Request-Id", st.id)
+	if loc := resp.Header.Get("Location"); loc != "" {
+		if rel, ok := h.relativeToUpstream(loc); ok {
+			resp.Header.Set("Location", rel)
+		}
+	}
+	if isJSON(resp.Header.Get("Content-Type")) && identityEncoded(resp.Header) {
+		return h.rewritePageLinks(resp, st)
+	}
+	return nil
+}
+
+// relativeToUpstream turns an absolute URL on the upstream origin into a
+// relative one, so a followed redirect comes back through scgate.
+func (h *Handler) relativeToUpstream(loc string) (string, bool) {
+	u, err := url.Parse(loc)
+	if err != nil || u.Host == "" || hostPort(u) != h.upstreamHost {
+		return "", false
+	}
+	return u.RequestURI(), true
+}
+
+// rewritePageLinks replaces the origin of absolute top-level "next" and
+// "previous" links in a JSON body with the gateway's own origin. Only the bytes
+// of those two values change; every other byte passes as the broadcaster sent it.
+func (h *Handler) rewritePageLinks(resp *http.Response, st *state) error {
+	if resp.ContentLength > h.rewriteLimit {
+		return nil
+	}
+	head, err := io.ReadAll(io.LimitReader(resp.Body, h.rewriteLimit+1))
+	if err != nil {
+		return err
+	}
+	if int64(len(head)) > h.rewriteLimit {
+		// Too big to hold: stream it on as it is.
+		resp.Body = readCloser{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+		return nil
+	}
+	_ = resp.Body.Close()
+	body := head
+	if bytes.Contains(head, []byte(`"next"`)) || bytes.Contains(head, []byte(`"previous"`)) {
+		body = replaceLinks(head, h.origin(st))
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	resp.TransferEncoding = nil
+	return nil
+}
+
+// origin is where a caller should send its next request: the configured public
+// URL, else the scheme and host the caller used.
+func (h *Handler) origin(st *state) string {
+	if h.publicURL != nil {
+		return h.publicURL.Scheme + "://" + h.publicURL.Host
+	}
+	scheme := "http"
+	if st.tls {
+		scheme = "https"
+	}
+	return scheme + "://" + st.host
+}
+
+// replaceLinks splices new values for the top-level next/previous strings of a
+// JSON object. Anything that is not such an object is returned unchanged.
+func replaceLinks(body []byte, origin string) []byte {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return body
+	}
+	type splice struct {
+		start, end int
+		value      string
+	}
+	var splices []splice
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return body
+		}
+		key, _ := tok.(string)
+		keyEnd := int(dec.InputOffset())
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return body
+		}
+		if key != "next" && key != "previous" {
+			continue
+		}
+		var link string
+		if json.Unmarshal(raw, &link) != nil {
+			continue // null or not a string
+		}
+		u, err := url.Parse(link)
+		if err != nil || u.Host == "" {
+			continue
+		}
+		start := keyEnd + bytes.Index(body[keyEnd:], raw)
+		splices = append(splices, splice{start, start + len(raw), origin + u.RequestURI()})
+	}
+	if len(splices) == 0 {
+		return body
+	}
+	out := make([]byte, 0, len(body)+64)
+	last := 0
+	for _, s := range splices {
+		out = append(out, body[last:s.start]...)
+		enc, _ := marshalNoEscape(s.value)
+		out = append(out, enc...)
+		last = s.end
+	}
+	return append(out, body[last:]...)
+}
+
+func marshalNoEscape(s string) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}
+
+func isJSON(ct string) bool {
+	if ct == "" {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+func identityEncoded(h http.Header) bool {
+	ce := h.Get("Content-Encoding")
+	return ce == "" || strings.EqualFold(ce, "identity")
+}
+
+// hostPort is u's host with the scheme's default port made explicit, so that
+// https://h and https://h:443 compare equal.
+func hostPort(u *url.URL) string {
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return strings.ToLower(net.JoinHostPort(host, port))
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}

@@ -1,0 +1,172 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// ServerOptions configures one listener. Zero timeouts take the defaults
+// given; every server has read-header, read, write and idle limits.
+type ServerOptions struct {
+	// Name labels the server in logs ("gateway", "admin").
+	Name string
+	// Addr is the host:port to bind.
+	Addr string
+	// TLSConfig, when set, makes the listener speak TLS.
+	TLSConfig *tls.Config
+	// ReadHeaderTimeout closes connections that do not send their headers in
+	// time, so slow clients cannot hold connections open (default 10s).
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included (default 2m).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a response (default 2m).
+	WriteTimeout time.Duration
+	// IdleTimeout closes idle keep-alive connections (default 2m).
+	IdleTimeout time.Duration
+	// MaxHeaderBytes refuses larger request headers with 431 (default 64 KiB).
+	MaxHeaderBytes int
+	// Logger receives the server's own errors (TLS handshakes, panics).
+	Logger *zap.Logger
+}
+
+// Server is one bound listener with its http.Server.
+type Server struct {
+	name string
+	srv  *http.Server
+	ln   net.Listener
+}
+
+// Listen binds opts.Addr now, so that a taken port is an error at start, and
+// readiness can wait for every listener to be bound.
+func Listen(h http.Handler, opts ServerOptions) (*Server, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	errLog, err := zap.NewStdLogAt(logger.Named(opts.Name), zap.WarnLevel)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		TLSConfig:         opts.TLSConfig,
+		ReadHeaderTimeout: orDefault(opts.ReadHeaderTimeout, 10*time.Second),
+		ReadTimeout:       orDefault(opts.ReadTimeout, 2*time.Minute),
+		WriteTimeout:      orDefault(opts.WriteTimeout, 2*time.Minute),
+		IdleTimeout:       orDefault(opts.IdleTimeout, 2*time.Minute),
+		MaxHeaderBytes:    opts.MaxHeaderBytes,
+		// OPTIONS * goes to the handler, which refuses it like any request it
+		// cannot forward faithfully.
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     log.New(errLog.Writer(), "", 0),
+	}
+	if srv.MaxHeaderBytes <= 0 {
+		srv.MaxHeaderBytes = 64 << 10
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s listener: %w", opts.Name, err)
+	}
+	if opts.TLSConfig != nil {
+		ln = tls.NewListener(ln, opts.TLSConfig)
+	}
+	return &Server{name: opts.Name, srv: srv, ln: ln}, nil
+}
+
+// Addr is the bound address (useful with port 0).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// serve runs until Shutdown; it never returns http.ErrServerClosed.
+func (s *Server) serve() error {
+	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s server: %w", s.name, err)
+	}
+	return nil
+}
+
+// Close stops a server that was never run, releasing its listener.
+func (s *Server) Close() error { return s.srv.Close() }
+
+// LifecycleOptions drives Run.
+type LifecycleOptions struct {
+	// Gateways are drained on shutdown; Admin is stopped after them, so
+	// /readyz keeps answering "draining" while they drain.
+	Gateways []*Server
+	Admin    *Server
+	// OnDrain is called the moment shutdown starts (it makes /readyz fail).
+	OnDrain func()
+	// ShutdownDelay keeps serving new requests after OnDrain, while load
+	// balancers and Kubernetes endpoints stop routing here.
+	ShutdownDelay time.Duration
+	// ShutdownTimeout bounds the drain of in-flight requests.
+	ShutdownTimeout time.Duration
+	Logger          *zap.Logger
+}
+
+// Run serves until ctx is done (SIGTERM), then: OnDrain, ShutdownDelay of
+// normal service, and a drain of in-flight requests up to ShutdownTimeout
+// (design.md §8). It returns the first server error, if any.
+func Run(ctx context.Context, o LifecycleOptions) error {
+	logger := o.Logger
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	all := append([]*Server{}, o.Gateways...)
+	if o.Admin != nil {
+		all = append(all, o.Admin)
+	}
+	errc := make(chan error, len(all))
+	for _, s := range all {
+		go func() { errc <- s.serve() }()
+	}
+	var runErr error
+	received := 0
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		received++
+		logger.Error("a listener stopped; shutting down", zap.Error(runErr))
+	}
+	if o.OnDrain != nil {
+		o.OnDrain()
+	}
+	if received == 0 && o.ShutdownDelay > 0 {
+		logger.Info("draining: readiness is failing; still serving during the shutdown delay",
+			zap.Duration("shutdown_delay", o.ShutdownDelay))
+		t := time.NewTimer(o.ShutdownDelay)
+		select {
+		case <-t.C:
+		case runErr = <-errc:
+			received++
+			t.Stop()
+		}
+	}
+	timeout := orDefault(o.ShutdownTimeout, 30*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for _, s := range o.Gateways {
+		if err := s.srv.Shutdown(sctx); err != nil {
+			logger.Warn("requests still in flight at the end of the shutdown timeout were cut",
+				zap.String("server", s.name), zap.Error(err))
+			_ = s.srv.Close()
+		}
+	}
+	if o.Admin != nil {
+		_ = o.Admin.srv.Shutdown(sctx)
+	}
+	// Collect the serve goroutines so none outlives Run.
+	for range len(all) - received {
+		if err := <-errc; err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	return runErr
+}
