@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
 
 	"github.com/scgate/scgate/internal/standin"
 	"github.com/scgate/scgate/keyvault"
@@ -88,6 +90,8 @@ type envOptions struct {
 	limiter   *ratelimit.Limiter
 	transport proxy.TransportOptions
 	maxBody   int64
+	logger    *zap.Logger
+	tlsUp     bool // serve the upstream over TLS with HTTP/2
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -101,7 +105,16 @@ func newEnv(t testing.TB, o envOptions) *env {
 		e.standin = si
 		o.upstream = si
 	}
-	e.upstream = httptest.NewServer(o.upstream)
+	if o.tlsUp {
+		e.upstream = httptest.NewUnstartedServer(o.upstream)
+		e.upstream.EnableHTTP2 = true
+		e.upstream.StartTLS()
+		pool := x509.NewCertPool()
+		pool.AddCert(e.upstream.Certificate())
+		o.transport.RootCAs = pool
+	} else {
+		e.upstream = httptest.NewServer(o.upstream)
+	}
 	t.Cleanup(e.upstream.Close)
 	if o.vault == nil {
 		o.vault = fixedVault{parseVault(t, testVault)}
@@ -111,7 +124,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	t.Cleanup(transport.CloseIdleConnections)
 	h, err := proxy.New(proxy.Options{
 		Upstream: u, Transport: transport, Identity: headerIdentity{}, Vault: o.vault,
-		Limiter: o.limiter, Metrics: e.metrics, MaxBodyBytes: o.maxBody,
+		Limiter: o.limiter, Metrics: e.metrics, MaxBodyBytes: o.maxBody, Logger: o.logger,
 	})
 	if err != nil {
 		t.Fatal(err)
