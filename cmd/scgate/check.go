@@ -13,15 +13,7 @@ import (
 // cmdCheck validates a config and its vault without binding anything, and
 // lists which key each caller would use now. Only prefixes are printed.
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", stderr)
-	path := configFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *path == "" {
-		return usageError{"--config FILE is required"}
-	}
-	cfg, err := loadConfig(*path)
+	cfg, err := parseConfigArgs("check", args, stderr)
 	if err != nil {
 		return err
 	}

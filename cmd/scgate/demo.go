@@ -89,19 +89,7 @@ level = "{{.Level}}"
 type demoVaultData struct{ Admin, Rotated, RotatedFrom, Expired string }
 
 func writeDemoVault(path string, d demoVaultData) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if err := demoVault.Execute(f, d); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path) // atomic, as ops tools and Kubernetes do it
+	return writeTemplate(path, demoVault, d)
 }
 
 // cmdDemo runs the stand-in broadcaster and a gateway in front of it.
@@ -179,8 +167,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return err
 }
 
+// writeTemplate replaces path atomically (write aside, then rename), as ops
+// tools and Kubernetes do, so the vault watcher never reads half a file.
 func writeTemplate(path string, t *template.Template, data any) error {
-	f, err := os.Create(path)
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
 	if err != nil {
 		return err
 	}
@@ -188,7 +179,10 @@ func writeTemplate(path string, t *template.Template, data any) error {
 		_ = f.Close()
 		return err
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func printDemoHelp(w io.Writer, base, admin, vault string) {

@@ -28,7 +28,12 @@ const testKey = "TestKey1.FAKEfakeFAKEfakeFAKEfakeFAKEfake"
 // returns it with a function that stops it (like SIGTERM) and waits.
 func startGateway(t *testing.T, cfg string) (*gateway, func() error) {
 	t.Helper()
-	c, err := loadConfig(writeConfig(t, cfg))
+	return startGatewayFrom(t, writeConfig(t, cfg))
+}
+
+func startGatewayFrom(t *testing.T, path string) (*gateway, func() error) {
+	t.Helper()
+	c, err := loadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,18 +183,7 @@ trust_domains = ["prod.example"]
 	if err := os.WriteFile(filepath.Join(filepath.Dir(p), "keys.toml"), []byte(vault), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := loadConfig(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := newGateway(c, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.run(ctx, nil) }()
-	defer func() { cancel(); <-done }()
+	g, _ := startGatewayFrom(t, p)
 	base := "https://" + g.server.Addr().String()
 
 	clientWith := func(cert tls.Certificate) *http.Client {

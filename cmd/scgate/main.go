@@ -115,21 +115,22 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// configFlag registers --config with SCGATE_CONFIG as its default.
-func configFlag(fs *flag.FlagSet) *string {
-	return fs.String("config", os.Getenv("SCGATE_CONFIG"), "config file (default $SCGATE_CONFIG)")
+// parseConfigArgs parses a subcommand whose only flag is --config (default
+// $SCGATE_CONFIG) and loads that config.
+func parseConfigArgs(name string, args []string, stderr io.Writer) (*Config, error) {
+	fs := newFlags(name, stderr)
+	path := fs.String("config", os.Getenv("SCGATE_CONFIG"), "config file (default $SCGATE_CONFIG)")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if *path == "" {
+		return nil, usageError{"--config FILE is required"}
+	}
+	return loadConfig(*path)
 }
 
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlags("run", stderr)
-	path := configFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *path == "" {
-		return usageError{"--config FILE is required"}
-	}
-	cfg, err := loadConfig(*path)
+	cfg, err := parseConfigArgs("run", args, stderr)
 	if err != nil {
 		return err
 	}
