@@ -44,11 +44,13 @@ type WatcherOptions struct {
 	// Now is the clock for validity decisions in warnings and log summaries.
 	// nil means time.Now.
 	Now func() time.Time
-	// OnReload, if set, is called after every load attempt that is reported:
-	// the initial load, every forced Reload, every change of the files, and
-	// the first failure of a given kind. On success v is the vault in
-	// service; on failure err is set (v is nil) and the previous vault stays
-	// in service. Calls are serialised; OnReload must not call Reload.
+	// OnReload, if set, is called after every reload attempt that is
+	// reported: every forced Reload, every change of the files, the first
+	// failure of a given kind, and the recovery from it. It is not called for
+	// the initial load, whose result NewWatcher returns. On success v is the
+	// vault in service; on failure err is set (v is nil) and the previous
+	// vault stays in service. Calls are serialised; OnReload must not call
+	// Reload.
 	OnReload func(v *Vault, warnings []Warning, err error)
 }
 
@@ -75,7 +77,8 @@ type Watcher struct {
 
 // NewWatcher loads the vault once and returns a Watcher serving it. It
 // returns the load's error (every problem, as [Load] does) if the file is
-// invalid. Call [Watcher.Run] to follow changes.
+// invalid, without logging it or calling OnReload: the caller reports it.
+// Call [Watcher.Run] to follow changes.
 func NewWatcher(opts WatcherOptions) (*Watcher, error) {
 	if opts.Path == "" {
 		return nil, errors.New("keyvault: WatcherOptions.Path is required")
@@ -97,16 +100,12 @@ func NewWatcher(opts WatcherOptions) (*Watcher, error) {
 	if w.onReload == nil {
 		w.onReload = func(*Vault, []Warning, error) {}
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	res := load(w.path, w.loadOpts)
 	if res.err != nil {
-		w.onReload(nil, nil, res.err)
 		return nil, res.err
 	}
 	w.cur.Store(res.vault)
 	w.logLoaded("vault loaded", res)
-	w.onReload(res.vault, res.warnings, nil)
 	return w, nil
 }
 

@@ -12,10 +12,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/scgate/scgate/internal/standin"
 	"github.com/scgate/scgate/keyvault"
@@ -187,7 +190,7 @@ trust_domains = ["prod.example"]
 	base := "https://" + g.server.Addr().String()
 
 	clientWith := func(cert tls.Certificate) *http.Client {
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		return &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{
 			RootCAs: ca.Pool(),
 			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 				return &cert, nil
@@ -196,9 +199,17 @@ trust_domains = ["prod.example"]
 	}
 	good, _, _ := ca.Issue(t, tlstest.LeafOptions{URIs: []string{"spiffe://prod.example/ns/radio/sa/sync"}, Client: true})
 	client := clientWith(good)
-	code, body := get(t, client, base+"/api/v2/playlists/?server=1")
-	if code != http.StatusOK {
-		t.Fatalf("SPIFFE client: %d %s", code, body)
+	resp, err := client.Get(base + "/api/v2/playlists/?server=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("SPIFFE client: %d %s", resp.StatusCode, body)
+	}
+	if resp.Proto != "HTTP/2.0" {
+		t.Errorf("TLS callers should get HTTP/2, got %s", resp.Proto)
 	}
 	reqs := si.Requests()
 	if got := reqs[len(reqs)-1].KeyPrefixes; !slices.Equal(got, []string{keyvault.Prefix(testKey)}) {
@@ -216,4 +227,59 @@ trust_domains = ["prod.example"]
 		t.Fatalf("foreign trust domain: %d, want 401", code)
 	}
 	client.CloseIdleConnections()
+}
+
+func TestHeaderLimitAndSIGHUP(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer up.Close()
+	core, logs := observer.New(zapcore.InfoLevel)
+	p := writeConfig(t, fmt.Sprintf(`
+[server]
+listen = "127.0.0.1:0"
+max_header_bytes = 4096
+shutdown_delay = "0s"
+[admin]
+listen = "127.0.0.1:0"
+[upstream]
+url = %q
+[vault]
+file = "keys.toml"
+[identity]
+static = "svc"
+`, up.URL))
+	c, err := loadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := newGateway(c, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hup := make(chan os.Signal, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.run(ctx, hup) }()
+	defer func() { cancel(); <-done }()
+
+	req, _ := http.NewRequest("GET", "http://"+g.server.Addr().String()+"/api/v2/history/", nil)
+	req.Header.Set("X-Big", strings.Repeat("x", 8192))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("oversized headers: %d, want 431", resp.StatusCode)
+	}
+
+	// SIGHUP reloads; a changed setting that needs a restart is reported.
+	cfgText, _ := os.ReadFile(p)
+	if err := os.WriteFile(p, []byte(strings.Replace(string(cfgText), "4096", "8192", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hup <- syscall.SIGHUP
+	waitUntil(t, "the SIGHUP reload to be logged", func() bool {
+		return logs.FilterMessageSnippet("restart scgate").Len() == 1 &&
+			logs.FilterMessage("SIGHUP: reloading").Len() == 1
+	})
 }
