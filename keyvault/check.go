@@ -8,6 +8,8 @@ import (
 	"unicode"
 
 	toml "github.com/pelletier/go-toml/v2"
+
+	"github.com/scgate/scgate/internal/tomlpos"
 )
 
 // versionFieldList names the fields a [[keys.NAME]] entry may have.
@@ -31,11 +33,11 @@ func (c *checker) keys(raw any) map[string]*Key {
 	}
 	tbl, ok := raw.(map[string]any)
 	if !ok {
-		c.fail(c.ix.line("keys"), "keys must hold [[keys.NAME]] tables, not %s", typeName(raw))
+		c.fail(c.ix.Line("keys"), "keys must hold [[keys.NAME]] tables, not %s", typeName(raw))
 		return keys
 	}
 	for _, name := range sortedKeys(tbl) {
-		line := c.ix.line("keys", name)
+		line := c.ix.Line("keys", name)
 		if !c.validName(line, "key", name) {
 			continue
 		}
@@ -77,8 +79,8 @@ func (c *checker) validName(line int, what, name string) bool {
 
 // version validates one [[keys.NAME]] entry.
 func (c *checker) version(key string, i int, raw any) *Version {
-	path := []string{"keys", key, elem(i)}
-	line := c.ix.line(path...)
+	path := []string{"keys", key, tomlpos.Elem(i)}
+	line := c.ix.Line(path...)
 	where := fmt.Sprintf("keys.%s[%d]", key, i)
 	m, ok := raw.(map[string]any)
 	if !ok {
@@ -87,7 +89,7 @@ func (c *checker) version(key string, i int, raw any) *Version {
 	}
 	for _, f := range sortedKeys(m) {
 		if !isVersionField(f) {
-			c.fail(c.ix.line(append(path, f)...), "unknown field %s in %s (allowed: %s)%s",
+			c.fail(c.ix.Line(append(path, f)...), "unknown field %s in %s (allowed: %s)%s",
 				c.show(f), where, versionFieldList, suggest(f, "secret", "secret_file", "not_before", "expires"))
 		}
 	}
@@ -96,7 +98,7 @@ func (c *checker) version(key string, i int, raw any) *Version {
 	ex, okEx := c.timeField(m, path, where, "expires")
 	v.NotBefore, v.Expires = nb, ex
 	if okNB && okEx && !nb.IsZero() && !ex.IsZero() && !ex.After(nb) {
-		c.fail(c.ix.line(append(path, "expires")...), "%s: expires (%s) must be later than not_before (%s)",
+		c.fail(c.ix.Line(append(path, "expires")...), "%s: expires (%s) must be later than not_before (%s)",
 			where, ex.Format(time.RFC3339), nb.Format(time.RFC3339))
 	}
 	v.Secret, v.SecretFile = c.secret(m, path, where)
@@ -115,7 +117,7 @@ func (c *checker) checkDuplicate(v *Version, path []string, where string) {
 	if v.SecretFile != "" {
 		field = "secret_file"
 	}
-	line := c.ix.line(append(path, field)...)
+	line := c.ix.Line(append(path, field)...)
 	if first, dup := c.seen[v.Secret.Value()]; dup {
 		c.fail(line, "%s has the same secret (prefix %s) as %s: every version needs a key of its own",
 			where, v.Secret.Prefix(), first)
@@ -131,7 +133,7 @@ func (c *checker) timeField(m map[string]any, path []string, where, field string
 	if !present {
 		return time.Time{}, true
 	}
-	line := c.ix.line(append(path, field)...)
+	line := c.ix.Line(append(path, field)...)
 	const example = "like 2027-01-31T00:00:00Z"
 	switch t := raw.(type) {
 	case time.Time:
@@ -157,11 +159,11 @@ func (c *checker) secret(m map[string]any, path []string, where string) (Secret,
 	fv, hasF := m["secret_file"]
 	switch {
 	case hasS && hasF:
-		c.fail(c.ix.line(append(path, "secret_file")...), "%s has both secret and secret_file: keep only one", where)
+		c.fail(c.ix.Line(append(path, "secret_file")...), "%s has both secret and secret_file: keep only one", where)
 	case !hasS && !hasF:
-		c.fail(c.ix.line(path...), "%s has neither secret nor secret_file: add one of them", where)
+		c.fail(c.ix.Line(path...), "%s has neither secret nor secret_file: add one of them", where)
 	case hasS:
-		line := c.ix.line(append(path, "secret")...)
+		line := c.ix.Line(append(path, "secret")...)
 		s, ok := sv.(string)
 		if !ok {
 			c.fail(line, "%s: secret must be a string, not %s", where, typeName(sv))
@@ -173,7 +175,7 @@ func (c *checker) secret(m map[string]any, path []string, where string) (Secret,
 		}
 		return newSecret(s), ""
 	default:
-		return c.secretFile(fv, c.ix.line(append(path, "secret_file")...), where)
+		return c.secretFile(fv, c.ix.Line(append(path, "secret_file")...), where)
 	}
 	return Secret{}, ""
 }
@@ -216,11 +218,11 @@ func (c *checker) callers(raw any, keys map[string]*Key) map[string]*Key {
 	}
 	tbl, ok := raw.(map[string]any)
 	if !ok {
-		c.fail(c.ix.line("callers"), "callers must be a table ([callers]) of caller = \"key name\", not %s", typeName(raw))
+		c.fail(c.ix.Line("callers"), "callers must be a table ([callers]) of caller = \"key name\", not %s", typeName(raw))
 		return callers
 	}
 	for _, name := range sortedKeys(tbl) {
-		line := c.ix.line("callers", name)
+		line := c.ix.Line("callers", name)
 		if !c.validName(line, "caller", name) {
 			continue
 		}

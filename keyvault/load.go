@@ -15,6 +15,8 @@ import (
 	"time"
 
 	toml "github.com/pelletier/go-toml/v2"
+
+	"github.com/scgate/scgate/internal/tomlpos"
 )
 
 // MaxFileSize bounds the vault file and every secret_file the default reader
@@ -106,7 +108,7 @@ func parse(path string, data []byte, opts LoadOptions) result {
 		c.errs = append(c.errs, c.syntaxError(err))
 		return result{err: joinSorted(c.errs), digest: c.sum()}
 	}
-	c.ix = buildLineIndex(data)
+	c.ix = tomlpos.Build(data)
 	v := c.build(doc)
 	if len(c.errs) > 0 {
 		return result{err: joinSorted(c.errs), digest: c.sum()}
@@ -120,7 +122,7 @@ type checker struct {
 	file  string
 	dir   string
 	opts  LoadOptions
-	ix    *lineIndex
+	ix    *tomlpos.Index
 	h     hash.Hash
 	errs  []*ParseError
 	seen  map[string]string // secret value → where it was first defined
@@ -169,7 +171,7 @@ func (c *checker) syntaxError(err error) *ParseError {
 func (c *checker) build(doc map[string]any) *Vault {
 	for _, name := range sortedKeys(doc) {
 		if name != "callers" && name != "keys" {
-			c.fail(c.ix.line(name), "unknown field %s at the top level (a vault has only [callers] and [[keys.NAME]] tables)%s",
+			c.fail(c.ix.Line(name), "unknown field %s at the top level (a vault has only [callers] and [[keys.NAME]] tables)%s",
 				c.show(name), suggest(name, "callers", "keys"))
 		}
 	}
@@ -206,7 +208,7 @@ func (c *checker) warnings(v *Vault, now time.Time) []Warning {
 		ws = append(ws, Warning{File: c.file, Line: line, Message: fmt.Sprintf(format, args...)})
 	}
 	for _, k := range v.sortedKeys {
-		line := c.ix.line("keys", k.Name)
+		line := c.ix.Line("keys", k.Name)
 		if len(v.callersOf[k.Name]) == 0 {
 			warn(line, "key %q is not used by any caller", k.Name)
 		}
@@ -227,8 +229,7 @@ func (c *checker) warnings(v *Vault, now time.Time) []Warning {
 func nextPending(k *Key, now time.Time) *Version {
 	var next *Version
 	for _, v := range k.Versions {
-		if v.NotBefore.After(now) && (v.Expires.IsZero() || v.Expires.After(v.NotBefore)) &&
-			(next == nil || v.NotBefore.Before(next.NotBefore)) {
+		if v.NotBefore.After(now) && (next == nil || v.NotBefore.Before(next.NotBefore)) {
 			next = v
 		}
 	}

@@ -59,6 +59,9 @@ func (v *Version) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		enc.AddTime("expires", v.Expires)
 	}
 	enc.AddInt("line", v.Line)
+	if v.SecretFile != "" {
+		enc.AddString("secret_file", v.SecretFile)
+	}
 	return nil
 }
 

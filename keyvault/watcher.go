@@ -112,10 +112,11 @@ func NewWatcher(opts WatcherOptions) (*Watcher, error) {
 // Current returns the vault in service. It never blocks.
 func (w *Watcher) Current() *Vault { return w.cur.Load() }
 
-// Reload re-reads the vault now (for SIGHUP) and reports the result even if
-// nothing changed. It returns the load's error, in which case the previous
-// vault stays in service. Concurrent reloads are serialised; readers are
-// never blocked.
+// Reload re-reads the vault now (for SIGHUP) and reports the result (log and
+// OnReload) even if nothing changed. It returns the load's error, in which
+// case the previous vault stays in service; each problem has already been
+// logged with its file and line. Concurrent reloads are serialised; readers
+// are never blocked.
 func (w *Watcher) Reload() error { return w.reload(true) }
 
 // reload loads the file and swaps it in if its content changed. Unforced

@@ -324,9 +324,8 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 // restart, which it says when it sees them.
 func (g *gateway) reload() {
 	g.log.Info("SIGHUP: reloading")
-	if err := g.vault.Reload(); err != nil {
-		g.log.Error("vault reload failed; the previous vault keeps serving", zap.Error(err))
-	}
+	// The watcher logs every reload problem itself (file, line, reason).
+	_ = g.vault.Reload()
 	if g.certs != nil {
 		if err := g.certs.Reload(); err != nil {
 			g.log.Error("certificate reload failed; the previous certificate keeps serving", zap.Error(err))
