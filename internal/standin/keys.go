@@ -18,7 +18,9 @@ const KeyHeader = "SC-API-KEY"
 // "Ab3dEf7h.Q1w2..."), otherwise "sha256:" followed by the first 8 hex digits of the key's
 // SHA-256, so that even a malformed key can be told apart from others without being shown.
 func Prefix(key string) string {
-	if len(key) > 8 && key[8] == '.' && isAlnum(key[:8]) {
+	// The same rule as keyvault.Prefix (which this package must not import):
+	// a short key-shaped string is hashed, so its prefix never shows most of it.
+	if len(key) >= 8+1+16 && strings.IndexByte(key, '.') == 8 && isAlnum(key[:8]) {
 		return key[:8]
 	}
 	sum := sha256.Sum256([]byte(key))

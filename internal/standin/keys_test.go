@@ -20,8 +20,9 @@ func hashPrefix(key string) string {
 func TestPrefix(t *testing.T) {
 	for _, tc := range []struct{ key, want string }{
 		{testKey, "Ab3dEf7h"},
-		{"abcdefgh.ijk.lmn", "abcdefgh"},                         // the first dot counts
-		{"12345678.", "12345678"},                                // empty secret, valid prefix part
+		{"abcdefgh.ijk.lmn.opq.rstuvw", "abcdefgh"},              // the first dot counts
+		{"abcdefgh.ijk.lmn", hashPrefix("abcdefgh.ijk.lmn")},     // too short after the dot: hashed
+		{"12345678.", hashPrefix("12345678.")},                   // empty secret part: hashed
 		{"Ab3dEf7.Q1w2E3r4", hashPrefix("Ab3dEf7.Q1w2E3r4")},     // 7 characters
 		{"Ab3dEf7h9.Q1w2E3r4", hashPrefix("Ab3dEf7h9.Q1w2E3r4")}, // 9 characters
 		{"Ab3-Ef7h.Q1w2E3r4", hashPrefix("Ab3-Ef7h.Q1w2E3r4")},   // not alphanumeric
