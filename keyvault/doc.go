@@ -23,5 +23,11 @@
 // [Watcher] reloads the vault when its directory changes (which also catches
 // the symlink swap of a Kubernetes Secret volume), when asked to (SIGHUP), and
 // on a poll as a fallback. A reload that fails keeps the last good vault in
-// service.
+// service; one that succeeds logs the audit trail of what changed ([Diff]).
+//
+// Rotation support: [Rejections] remembers versions the broadcaster refused,
+// for a cool-down, so that [Key.Pick] steers requests to a standby version;
+// [Key.CoveredUntil] and [ExpiryWarner] show an expiry coming. A vault may be
+// encrypted as a whole with age ([IsEncrypted], [Encrypt]); [LoadOptions]
+// carries the identities that decrypt it.
 package keyvault

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	toml "github.com/pelletier/go-toml/v2"
 
 	"github.com/scgate/scgate/internal/tomlpos"
@@ -32,6 +33,9 @@ type LoadOptions struct {
 	// ReadFile reads the vault file and secret_files. nil means a reader like
 	// os.ReadFile that refuses files over MaxFileSize. Tests inject fakes.
 	ReadFile func(string) ([]byte, error)
+	// Identities decrypt a vault encrypted with age (see [IsEncrypted]). A
+	// plain vault needs none.
+	Identities []age.Identity
 }
 
 func (o LoadOptions) withDefaults() LoadOptions {
@@ -97,7 +101,21 @@ func load(path string, opts LoadOptions) result {
 }
 
 func parse(path string, data []byte, opts LoadOptions) result {
-	c := &checker{file: path, dir: filepath.Dir(path), opts: opts, h: sha256.New(), seen: make(map[string]string)}
+	c := &checker{path: path, file: path, dir: filepath.Dir(path), opts: opts, h: sha256.New(), seen: make(map[string]string)}
+	if IsEncrypted(data) {
+		plain, err := decrypt(data, opts.Identities)
+		if err != nil {
+			c.h.Write(data)
+			c.errs = append(c.errs, &ParseError{File: path, Message: err.Error(), Err: err})
+			return result{err: joinSorted(c.errs), digest: c.sum()}
+		}
+		// Lines in messages are lines of the plaintext, which
+		// `scgate vault decrypt` shows.
+		data = plain
+		c.file = path + " (decrypted)"
+	}
+	// The digest covers the plaintext, so re-encrypting the same vault (age
+	// output differs every time) is not a change.
 	c.h.Write(data)
 	if len(data) > MaxFileSize {
 		c.fail(0, "the vault file is larger than %d bytes", MaxFileSize)
@@ -119,7 +137,8 @@ func parse(path string, data []byte, opts LoadOptions) result {
 
 // checker validates one decoded vault file, collecting every problem.
 type checker struct {
-	file  string
+	path  string // the vault file
+	file  string // how messages name it: path, or "path (decrypted)"
 	dir   string
 	opts  LoadOptions
 	ix    *tomlpos.Index
@@ -183,7 +202,7 @@ func (c *checker) build(doc map[string]any) *Vault {
 		c.fail(0, "the vault defines no callers and no keys (is the file empty or truncated?)")
 	}
 	v := &Vault{
-		path:      c.file,
+		path:      c.path,
 		keys:      keys,
 		callers:   callers,
 		callersOf: make(map[string][]string),

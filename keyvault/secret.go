@@ -39,10 +39,21 @@ type Secret struct {
 type secretData struct {
 	prefix string
 	reveal func() string
+	// id is the key's SHA-256: it names a key across vault reloads (for
+	// rejections and the audit trail) without holding the key itself.
+	id [sha256.Size]byte
 }
 
 func newSecret(value string) Secret {
-	return Secret{p: &secretData{prefix: Prefix(value), reveal: func() string { return value }}}
+	return Secret{p: &secretData{prefix: Prefix(value), reveal: func() string { return value }, id: sha256.Sum256([]byte(value))}}
+}
+
+// identity returns the key's SHA-256, or zeros for the zero Secret.
+func (s Secret) identity() [sha256.Size]byte {
+	if s.p == nil {
+		return [sha256.Size]byte{}
+	}
+	return s.p.id
 }
 
 // NewSecret validates s and wraps it. It refuses an empty key, one longer than

@@ -66,15 +66,15 @@ func (v *Version) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 }
 
 // State is a version's standing at an instant, as `scgate keys` shows it.
-// (The proxy adds "rejected" for versions the upstream refused recently.)
 type State string
 
 // The states a version can be in.
 const (
-	StateActive  State = "active"  // valid now and the one Select returns
-	StateStandby State = "standby" // valid now, but another version is active
-	StateExpired State = "expired" // past its expires
-	StatePending State = "pending" // before its not_before
+	StateActive   State = "active"   // valid now and the one requests carry
+	StateStandby  State = "standby"  // valid now, but another version is active
+	StateExpired  State = "expired"  // past its expires
+	StatePending  State = "pending"  // before its not_before
+	StateRejected State = "rejected" // valid now, but the upstream refused it recently (see Rejections)
 )
 
 // Key is a named key with its versions. Keys belong to an immutable [Vault]:
@@ -94,26 +94,65 @@ type Key struct {
 // operator stage a new version ahead with a later not_before and have it take
 // over on its own.
 func (k *Key) Active(now time.Time) *Version {
+	return k.best(now, nil, nil)
+}
+
+// best is the selection rule of Active applied to the versions valid at now
+// that are not skip and not rejected by rej (a nil rej rejects nothing).
+func (k *Key) best(now time.Time, skip *Version, rej *Rejections) *Version {
 	var best *Version
 	for _, v := range k.Versions {
+		if v == skip || !v.ValidAt(now) || rej.Rejected(v) {
+			continue
+		}
 		// The zero time sorts before every real time, so an unbounded
 		// not_before is naturally the oldest; >= lets later entries win ties.
-		if v.ValidAt(now) && (best == nil || !v.NotBefore.Before(best.NotBefore)) {
+		if best == nil || !v.NotBefore.Before(best.NotBefore) {
 			best = v
 		}
 	}
 	return best
 }
 
+// Pick returns the version a request should carry at now: the active version
+// among those valid at now that rej does not hold rejected. When every valid
+// version is rejected it returns the plain Active version anyway: the
+// broadcaster's own answer then reaches the caller, and a version refused by
+// mistake heals as soon as the broadcaster accepts it again. nil when no
+// version is valid. A nil rej rejects nothing. It does not allocate.
+func (k *Key) Pick(now time.Time, rej *Rejections) *Version {
+	if v := k.best(now, nil, rej); v != nil {
+		return v
+	}
+	return k.Active(now)
+}
+
+// Standby returns the version to retry with after the broadcaster refused
+// refused: the best version valid at now other than refused that rej does not
+// hold rejected, or nil when there is none.
+func (k *Key) Standby(now time.Time, refused *Version, rej *Rejections) *Version {
+	return k.best(now, refused, rej)
+}
+
 // State returns the standing of v, one of k's versions, at now.
 func (k *Key) State(v *Version, now time.Time) State {
+	return k.StateWith(v, now, nil)
+}
+
+// StateWith is State taking the rejections rej into account: a version valid
+// now that rej holds rejected is StateRejected, and the active version is
+// the one [Key.Pick] returns.
+func (k *Key) StateWith(v *Version, now time.Time, rej *Rejections) State {
 	if !v.ValidAt(now) {
 		if !v.NotBefore.IsZero() && now.Before(v.NotBefore) {
 			return StatePending
 		}
 		return StateExpired
 	}
-	if k.Active(now) == v {
+	switch {
+	case rej.Rejected(v):
+		return StateRejected
+	case k.Pick(now, rej) == v:
 		return StateActive
 	}
 	return StateStandby
@@ -157,6 +196,22 @@ func (v *Vault) Select(caller string, now time.Time) (*Version, error) {
 		return nil, ErrUnknownCaller
 	}
 	if ver := k.Active(now); ver != nil {
+		return ver, nil
+	}
+	return nil, k.noValid
+}
+
+// SelectAvoiding is [Vault.Select] that steers clear of the versions rej holds
+// rejected, as [Key.Pick] does. It does not allocate.
+func (v *Vault) SelectAvoiding(caller string, now time.Time, rej *Rejections) (*Version, error) {
+	if v == nil {
+		return nil, ErrUnknownCaller
+	}
+	k, ok := v.callers[caller]
+	if !ok {
+		return nil, ErrUnknownCaller
+	}
+	if ver := k.Pick(now, rej); ver != nil {
 		return ver, nil
 	}
 	return nil, k.noValid

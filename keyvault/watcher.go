@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"filippo.io/age"
 	"go.uber.org/zap"
 )
 
@@ -44,6 +45,8 @@ type WatcherOptions struct {
 	// Now is the clock for validity decisions in warnings and log summaries.
 	// nil means time.Now.
 	Now func() time.Time
+	// Identities decrypt an age-encrypted vault (see LoadOptions).
+	Identities []age.Identity
 	// OnReload, if set, is called after every reload attempt that is
 	// reported: every forced Reload, every change of the files, the first
 	// failure of a given kind, and the recovery from it. It is not called for
@@ -85,7 +88,7 @@ func NewWatcher(opts WatcherOptions) (*Watcher, error) {
 	}
 	w := &Watcher{
 		path:          opts.Path,
-		loadOpts:      LoadOptions{Now: opts.Now}.withDefaults(),
+		loadOpts:      LoadOptions{Now: opts.Now, Identities: opts.Identities}.withDefaults(),
 		poll:          opts.PollInterval,
 		disableNotify: opts.DisableNotify,
 		log:           opts.Logger,
@@ -151,7 +154,8 @@ func (w *Watcher) reload(forced bool) error {
 		return nil
 	}
 	w.cur.Store(res.vault)
-	w.logLoaded("vault reloaded", res)
+	changes := Diff(cur, res.vault, w.loadOpts.Now())
+	w.logLoaded("vault reloaded", res, zap.Object("changes", changes))
 	w.onReload(res.vault, res.warnings, nil)
 	return nil
 }
@@ -168,8 +172,9 @@ func failureSignature(res result) [32]byte {
 }
 
 // logLoaded writes the one-line summary of a vault put in service, with the
-// active prefix of each key (prefixes only), then its warnings.
-func (w *Watcher) logLoaded(msg string, res result) {
+// active prefix of each key (prefixes only) and, for a reload, the audit
+// trail of what changed; then its warnings.
+func (w *Watcher) logLoaded(msg string, res result, extra ...zap.Field) {
 	v := res.vault
 	now := w.loadOpts.Now()
 	active := make([]string, 0, len(v.sortedKeys))
@@ -180,12 +185,12 @@ func (w *Watcher) logLoaded(msg string, res result) {
 		}
 		active = append(active, k.Name+"="+p)
 	}
-	w.log.Info(msg,
+	w.log.Info(msg, append([]zap.Field{
 		zap.String("file", v.path),
 		zap.Int("keys", len(v.sortedKeys)),
 		zap.Int("versions", v.versionCount()),
 		zap.Int("callers", len(v.callerNames)),
-		zap.Strings("active", active))
+		zap.Strings("active", active)}, extra...)...)
 	w.logWarnings(res.warnings)
 }
 

@@ -72,7 +72,7 @@ func New() *Metrics {
 		}, []string{"code"}),
 		KeyRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scgate_upstream_key_rejections_total",
-			Help: "403 answers from the broadcaster to a request carrying a key version, by key name and prefix.",
+			Help: "Times the broadcaster refused a key version (403) and scgate set it aside for a cool-down, by key name and prefix (once per cool-down, not per request).",
 		}, []string{"key", "prefix"}),
 		VaultReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scgate_vault_reloads_total",

@@ -5,5 +5,6 @@
 //
 // errors.go is the one place where a failure becomes an HTTP response. Every
 // request works on the vault snapshot it loaded at its start, so a reload never
-// changes a request half-way.
+// changes a request half-way. failover.go retries a request the broadcaster
+// refused for its key (403) once with a standby version of the key.
 package proxy

@@ -92,6 +92,9 @@ type envOptions struct {
 	maxBody   int64
 	logger    *zap.Logger
 	tlsUp     bool // serve the upstream over TLS with HTTP/2
+
+	rejections *keyvault.Rejections // failover.go; nil: the handler's default
+	replayBody int64                // Options.ReplayBodyBytes
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -125,6 +128,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	h, err := proxy.New(proxy.Options{
 		Upstream: u, Transport: transport, Identity: headerIdentity{}, Vault: o.vault,
 		Limiter: o.limiter, Metrics: e.metrics, MaxBodyBytes: o.maxBody, Logger: o.logger,
+		Rejections: o.rejections, ReplayBodyBytes: o.replayBody,
 	})
 	if err != nil {
 		t.Fatal(err)

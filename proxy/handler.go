@@ -55,6 +55,15 @@ type Options struct {
 	// RewriteLimit is the largest JSON body read whole to rewrite pagination
 	// links (default 4 MiB); larger bodies stream through untouched.
 	RewriteLimit int64
+	// Rejections remembers the key versions the broadcaster refused (403),
+	// so that requests use a standby version for the cool-down (failover.go);
+	// nil means a private set with keyvault.DefaultCoolDown and Now.
+	Rejections *keyvault.Rejections
+	// ReplayBodyBytes is the largest request body buffered so that a request
+	// refused for its key can be retried with a standby version (0 means
+	// DefaultReplayBodyBytes; negative: only requests without a body are
+	// retried). Larger bodies stream and are not retried.
+	ReplayBodyBytes int64
 }
 
 // Handler is the gateway's http.Handler.
@@ -70,6 +79,8 @@ type Handler struct {
 	maxBody      int64
 	publicURL    *url.URL
 	rewriteLimit int64
+	rejections   *keyvault.Rejections
+	replayBody   int64
 	rp           *httputil.ReverseProxy
 }
 
@@ -96,6 +107,8 @@ func New(opts Options) (*Handler, error) {
 		maxBody:      opts.MaxBodyBytes,
 		publicURL:    opts.PublicURL,
 		rewriteLimit: opts.RewriteLimit,
+		rejections:   opts.Rejections,
+		replayBody:   opts.ReplayBodyBytes,
 	}
 	if h.log == nil {
 		h.log = zap.NewNop()
@@ -109,6 +122,16 @@ func New(opts Options) (*Handler, error) {
 	if h.rewriteLimit <= 0 {
 		h.rewriteLimit = 4 << 20
 	}
+	if h.replayBody == 0 {
+		h.replayBody = DefaultReplayBodyBytes
+	}
+	if h.rejections == nil {
+		rej, err := keyvault.NewRejections(keyvault.RejectionsOptions{Now: h.now})
+		if err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
+		h.rejections = rej
+	}
 	transport := opts.Transport
 	if transport == nil {
 		transport = NewTransport(TransportOptions{})
@@ -119,7 +142,7 @@ func New(opts Options) (*Handler, error) {
 	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
-		Transport:      transport,
+		Transport:      &failover{base: transport, h: h},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
 		BufferPool:     newBufferPool(),
@@ -160,6 +183,7 @@ type state struct {
 	bytesOut       int64
 	tls            bool   // the caller came over TLS
 	host           string // the Host the caller used
+	retry          retryState
 }
 
 type stateKey struct{}
@@ -214,18 +238,22 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 		return e
 	}
 
-	v, err := vault.Select(caller, h.now())
+	v, err := vault.SelectAvoiding(caller, h.now(), h.rejections)
 	if err != nil {
 		return newError(CodeNoValidKey, http.StatusServiceUnavailable,
 			"caller "+quote(caller)+"'s key has no version valid now (all expired or not yet valid); ops must add a valid version to the vault", err)
 	}
 	st.version = v
+	st.retry.key, _ = vault.KeyOf(caller)
 
 	if r.ContentLength > h.maxBody {
 		return errTooLarge(h.maxBody, nil)
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
+	}
+	if e := h.prepareReplay(r, st); e != nil {
+		return e
 	}
 	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 	return nil

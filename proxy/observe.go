@@ -69,6 +69,9 @@ func (h *Handler) observe(r *http.Request, st *state) {
 		if st.version != nil {
 			fields = append(fields, zap.String("key", st.version.Key), zap.String("key_prefix", st.version.Secret.Prefix()))
 		}
+		if st.retry.refused != nil {
+			fields = append(fields, zap.String("refused_key_prefix", st.retry.refused.Secret.Prefix()))
+		}
 		if st.code != "" {
 			fields = append(fields, zap.String("error", st.code))
 			if st.err != nil {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -11,11 +13,18 @@ import (
 )
 
 // cmdCheck validates a config and its vault without binding anything, and
-// lists which key each caller would use now. Only prefixes are printed.
+// lists which key each caller would use now. Only prefixes are printed. With
+// --fail-on-expiry it also fails when a key in use would be left without a
+// valid version within that time.
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfigArgs("check", args, stderr)
+	fs := newFlags("check", stderr)
+	failOn := fs.Duration("fail-on-expiry", 0, `fail (exit 1) if a key used by a caller has no valid version at some moment within this time from now, e.g. "336h" (14 days)`)
+	cfg, err := parseConfigFlags(fs, args)
 	if err != nil {
 		return err
+	}
+	if *failOn < 0 {
+		return usageError{"--fail-on-expiry must not be negative"}
 	}
 	if _, err := buildIdentity(cfg.Identity); err != nil {
 		return err
@@ -31,7 +40,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	now := time.Now()
-	v, warnings, err := keyvault.Load(cfg.Vault.File, keyvault.LoadOptions{Now: func() time.Time { return now }})
+	v, warnings, err := cfg.loadVault(now)
 	if err != nil {
 		return err
 	}
@@ -50,7 +59,52 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", caller, k.Name, active.Secret.Prefix(), k.State(active, now), expiry(active.Expires))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if *failOn > 0 {
+		return lapsingKeys(v, now, *failOn)
+	}
+	return nil
+}
+
+// lapsingKeys reports every key used by a caller that has no valid version
+// at some moment before now+within, as one error per key.
+func lapsingKeys(v *keyvault.Vault, now time.Time, within time.Duration) error {
+	var errs []error
+	for _, k := range v.Keys() {
+		callers := v.CallersOf(k.Name)
+		if len(callers) == 0 {
+			continue // not in use: nothing lapses
+		}
+		gap := k.CoveredUntil(now)
+		if gap.IsZero() || !gap.Before(now.Add(within)) {
+			continue
+		}
+		when := "now"
+		if gap.After(now) {
+			when = "from " + gap.UTC().Format(time.RFC3339) + " (in " + roundDuration(gap.Sub(now)) + ")"
+		}
+		errs = append(errs, fmt.Errorf("%s: key %q (callers: %s) has no valid version %s, within --fail-on-expiry %s: add a version valid from before then, or extend one's expires",
+			v.Path(), k.Name, strings.Join(callers, ", "), when, roundDuration(within)))
+	}
+	return errors.Join(errs...)
+}
+
+// roundDuration prints d in days and hours, as ops think of expiries.
+func roundDuration(d time.Duration) string {
+	if d < time.Hour {
+		return d.Round(time.Minute).String()
+	}
+	d = d.Round(time.Hour)
+	days, hours := int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour)
+	switch {
+	case days == 0:
+		return fmt.Sprintf("%dh", hours)
+	case hours == 0:
+		return fmt.Sprintf("%dd", days)
+	}
+	return fmt.Sprintf("%dd%dh", days, hours)
 }
 
 func expiry(t time.Time) string {

@@ -27,6 +27,7 @@ type Config struct {
 	Identity IdentityConfig `toml:"identity"`
 	Limits   LimitsConfig   `toml:"limits"`
 	Log      LogConfig      `toml:"log"`
+	Rotation RotationConfig `toml:"rotation"` // config_rotation.go
 
 	path  string         // the file it came from
 	lines *tomlpos.Index // key path → line, for semantic errors
@@ -74,6 +75,8 @@ type UpstreamConfig struct {
 type VaultConfig struct {
 	File         string   `toml:"file"`
 	PollInterval Duration `toml:"poll_interval"`
+	// AgeIdentityFile decrypts an age-encrypted vault (config_rotation.go).
+	AgeIdentityFile string `toml:"age_identity_file"`
 }
 
 // IdentityConfig configures the resolvers and their order.
@@ -221,7 +224,7 @@ func (c *Config) applyDefaults() {
 // so a config works whatever the working directory.
 func (c *Config) resolvePaths(dir string) {
 	for _, p := range []*string{&c.Server.CertFile, &c.Server.KeyFile, &c.Server.ClientCAFile,
-		&c.Upstream.CAFile, &c.Vault.File} {
+		&c.Upstream.CAFile, &c.Vault.File, &c.Vault.AgeIdentityFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -274,6 +277,7 @@ func (c *Config) validate() error {
 		add(c.problem("the vault file is required (see deploy/examples/keys.example.toml)", "vault", "file"))
 	}
 	errs = append(errs, c.validateIdentity()...)
+	errs = append(errs, c.validateRotation()...)
 	if c.Limits.Rate < 0 || c.Limits.Burst < 0 {
 		add(c.problem("rate and burst must be >= 0 (0 rate disables the limit)", "limits"))
 	}

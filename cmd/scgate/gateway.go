@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -34,6 +35,7 @@ type gateway struct {
 	metrics   *metrics.Metrics
 	vault     *keyvault.Watcher
 	limiter   *ratelimit.Limiter
+	rotation  rotation           // rejections and expiry warnings (rotation.go)
 	certs     *tlsconf.Files     // tls = "files"
 	clientCAs *tlsconf.ClientCAs // mTLS
 	server    *proxy.Server
@@ -67,11 +69,16 @@ func newGateway(cfg *Config, logger *zap.Logger) (g *gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
+	g.rotation, err = newRotation(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	g.vault, err = keyvault.NewWatcher(keyvault.WatcherOptions{
 		Path:         cfg.Vault.File,
 		PollInterval: cfg.Vault.PollInterval.Duration,
 		Logger:       logger.Named("vault"),
 		OnReload:     g.vaultReloaded,
+		Identities:   g.rotation.identities,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", err)
@@ -109,28 +116,36 @@ func newGateway(cfg *Config, logger *zap.Logger) (g *gateway, err error) {
 	return g, nil
 }
 
-func (g *gateway) newHandler() (*proxy.Handler, error) {
-	cfg := g.cfg
-	upstream, _ := url.Parse(cfg.Upstream.URL) // validated with the config
-	upstream.Path = ""
+// upstreamTransport builds the transport towards the broadcaster from the
+// [upstream] settings (the gateway's, and `scgate keys verify`'s).
+func upstreamTransport(u UpstreamConfig) (*http.Transport, error) {
 	var roots *x509.CertPool
-	if cfg.Upstream.CAFile != "" {
-		pem, err := os.ReadFile(cfg.Upstream.CAFile)
+	if u.CAFile != "" {
+		pem, err := os.ReadFile(u.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("upstream.ca_file: %w", err)
 		}
 		roots = x509.NewCertPool()
 		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("upstream.ca_file %s: no PEM certificate found", cfg.Upstream.CAFile)
+			return nil, fmt.Errorf("upstream.ca_file %s: no PEM certificate found", u.CAFile)
 		}
 	}
-	u := cfg.Upstream
-	transport := proxy.NewTransport(proxy.TransportOptions{
+	return proxy.NewTransport(proxy.TransportOptions{
 		RootCAs: roots, ServerName: u.ServerName,
 		DialTimeout: u.DialTimeout.Duration, TLSHandshakeTimeout: u.TLSHandshakeTimeout.Duration,
 		ResponseHeaderTimeout: u.ResponseHeaderTimeout.Duration, IdleConnTimeout: u.IdleConnTimeout.Duration,
 		MaxIdleConns: u.MaxIdleConns,
-	})
+	}), nil
+}
+
+func (g *gateway) newHandler() (*proxy.Handler, error) {
+	cfg := g.cfg
+	upstream, _ := url.Parse(cfg.Upstream.URL) // validated with the config
+	upstream.Path = ""
+	transport, err := upstreamTransport(cfg.Upstream)
+	if err != nil {
+		return nil, err
+	}
 	resolver, err := buildIdentity(cfg.Identity)
 	if err != nil {
 		return nil, err
@@ -143,6 +158,7 @@ func (g *gateway) newHandler() (*proxy.Handler, error) {
 		Upstream: upstream, Transport: transport, Identity: resolver, Vault: g.vault,
 		Limiter: g.limiter, Metrics: g.metrics, Logger: g.log.Named("access"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, PublicURL: public,
+		Rejections: g.rotation.rejections, ReplayBodyBytes: cfg.Rotation.replayBodyBytes(),
 	})
 }
 
@@ -248,6 +264,7 @@ func (g *gateway) vaultReloaded(v *keyvault.Vault, _ []keyvault.Warning, err err
 	g.metrics.VaultReloads.WithLabelValues("success").Inc()
 	g.metrics.VaultLastSuccess.SetToCurrentTime()
 	g.limiter.Forget(func(caller string) bool { _, ok := v.KeyOf(caller); return ok })
+	g.rotation.expiry.Check(v)
 }
 
 // keyStates lists every key version of the live vault for the key gauges.
@@ -256,7 +273,7 @@ func (g *gateway) keyStates() []metrics.KeyState {
 	now := time.Now()
 	var out []metrics.KeyState
 	for _, k := range v.Keys() {
-		active := k.Active(now)
+		active := k.Pick(now, g.rotation.rejections) // what requests carry
 		for _, ver := range k.Versions {
 			out = append(out, metrics.KeyState{Key: k.Name, Prefix: ver.Secret.Prefix(), Expires: ver.Expires, Active: ver == active})
 		}
@@ -286,6 +303,7 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 		})
 	}
 	watch("vault", g.vault.Run)
+	watch("expiry", func(ctx context.Context) error { return g.rotation.expiry.Run(ctx, g.vault.Current) })
 	if g.certs != nil {
 		watch("certificate", g.certs.Run)
 	}

@@ -29,7 +29,15 @@ const usage = `scgate: the authenticating gateway in front of the Streaming.Cent
 
 Usage:
   scgate run --config FILE        run the gateway (also: scgate --config FILE; SCGATE_CONFIG)
-  scgate check --config FILE      validate config and vault; list callers and their keys
+  scgate check --config FILE [--fail-on-expiry DURATION]
+                                  validate config and vault; list callers and their keys
+  scgate keys --config FILE [--json]
+                                  list every key version: prefix, bounds, state, callers
+  scgate keys verify --config FILE [--path P] [--json]
+                                  ask the broadcaster whether it accepts each key version
+  scgate vault encrypt --recipient AGE1... --in FILE --out FILE [--armor]
+  scgate vault decrypt --identity FILE --in FILE --out FILE
+                                  encrypt or decrypt a vault with age
   scgate demo [--selftest]        stand-in broadcaster + gateway on loopback, with demo keys
   scgate standin --listen ADDR --key KEY...
                                   the stand-in broadcaster alone, for integration tests
@@ -78,6 +86,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdRun(ctx, rest, stderr)
 	case "check":
 		return cmdCheck(rest, stdout, stderr)
+	case "keys":
+		return cmdKeys(ctx, rest, stdout, stderr)
+	case "vault":
+		return cmdVault(rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, rest, stdout, stderr)
 	case "standin":
@@ -118,7 +130,12 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 // parseConfigArgs parses a subcommand whose only flag is --config (default
 // $SCGATE_CONFIG) and loads that config.
 func parseConfigArgs(name string, args []string, stderr io.Writer) (*Config, error) {
-	fs := newFlags(name, stderr)
+	return parseConfigFlags(newFlags(name, stderr), args)
+}
+
+// parseConfigFlags adds --config to fs (whose other flags are already
+// defined), parses args and loads the config.
+func parseConfigFlags(fs *flag.FlagSet, args []string) (*Config, error) {
 	path := fs.String("config", os.Getenv("SCGATE_CONFIG"), "config file (default $SCGATE_CONFIG)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err

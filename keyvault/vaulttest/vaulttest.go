@@ -1,6 +1,7 @@
-// Package vaulttest helps tests that need a vault: writing vault files,
-// simulating a Kubernetes Secret volume, parsing a vault from a string, and
-// waiting for a condition with a deadline instead of sleeping.
+// Package vaulttest helps tests that need a vault: writing vault files (plain
+// or age-encrypted), simulating a Kubernetes Secret volume, parsing a vault
+// from a string, and waiting for a condition with a deadline instead of
+// sleeping.
 package vaulttest
 
 import (
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"filippo.io/age"
 
 	"github.com/scgate/scgate/keyvault"
 )
@@ -133,4 +136,33 @@ func (sv *SecretVolume) Update(files map[string]string) {
 		must(os.RemoveAll(filepath.Join(sv.dir, sv.cur)))
 	}
 	sv.cur = name
+}
+
+// AgeIdentity generates an age X25519 identity, writes it as an identity file
+// (as age-keygen does) in t's temporary directory, and returns the file's
+// path and the identity (whose Recipient encrypts to it).
+func AgeIdentity(t testing.TB) (string, *age.X25519Identity) {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatalf("vaulttest.AgeIdentity: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "age-identity.txt")
+	content := "# created: by a test\n# public key: " + id.Recipient().String() + "\n" + id.String() + "\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatalf("vaulttest.AgeIdentity: %v", err)
+	}
+	return path, id
+}
+
+// WriteEncrypted encrypts content to the recipient with age (armored or
+// binary) and replaces path with it atomically, as `scgate vault encrypt`
+// does.
+func WriteEncrypted(t testing.TB, path, content string, to age.Recipient, armored bool) {
+	t.Helper()
+	data, err := keyvault.Encrypt([]byte(content), []age.Recipient{to}, armored)
+	if err != nil {
+		t.Fatalf("vaulttest.WriteEncrypted: %v", err)
+	}
+	WriteAtomic(t, path, string(data))
 }

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/scgate/scgate/keyvault"
+)
+
+// keyRow is one key version as `scgate keys` shows it. It holds the prefix,
+// never the secret.
+type keyRow struct {
+	Key        string     `json:"key"`
+	Index      int        `json:"index"` // position among the key's versions in the file
+	Prefix     string     `json:"prefix"`
+	NotBefore  *time.Time `json:"not_before"` // null: unbounded
+	Expires    *time.Time `json:"expires"`    // null: never
+	State      string     `json:"state"`
+	Callers    []string   `json:"callers"`
+	Line       int        `json:"line"`
+	SecretFile string     `json:"secret_file,omitempty"`
+	// Upstream is what `keys verify` learnt: accepted, rejected or error.
+	Upstream string `json:"upstream,omitempty"`
+	Detail   string `json:"detail,omitempty"` // why, for an error
+}
+
+// keyRows lists every version of v, sorted by key name and file order.
+func keyRows(v *keyvault.Vault, now time.Time) []keyRow {
+	var rows []keyRow
+	for _, k := range v.Keys() {
+		callers := v.CallersOf(k.Name)
+		if callers == nil {
+			callers = []string{}
+		}
+		for _, ver := range k.Versions {
+			rows = append(rows, keyRow{
+				Key: k.Name, Index: ver.Index, Prefix: ver.Secret.Prefix(),
+				NotBefore: timeOrNil(ver.NotBefore), Expires: timeOrNil(ver.Expires),
+				State: string(k.State(ver, now)), Callers: callers, Line: ver.Line, SecretFile: ver.SecretFile,
+			})
+		}
+	}
+	return rows
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// cmdKeys is `scgate keys` and `scgate keys verify`.
+func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "verify" {
+		return cmdKeysVerify(ctx, args[1:], stdout, stderr)
+	}
+	fs := newFlags("keys", stderr)
+	asJSON := fs.Bool("json", false, "print JSON (for scripts) instead of a table")
+	cfg, err := parseConfigFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	v, _, err := cfg.loadVault(now)
+	if err != nil {
+		return err
+	}
+	return printKeys(stdout, keyRows(v, now), *asJSON)
+}
+
+func printKeys(w io.Writer, rows []keyRow, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if rows == nil {
+			rows = []keyRow{}
+		}
+		return enc.Encode(rows)
+	}
+	verified := len(rows) > 0 && rows[0].Upstream != ""
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	head := "KEY\tPREFIX\tNOT_BEFORE\tEXPIRES\tSTATE\tCALLERS"
+	if verified {
+		head += "\tUPSTREAM"
+	}
+	fmt.Fprintln(tw, head)
+	for _, r := range rows {
+		callers := strings.Join(r.Callers, ",")
+		if callers == "" {
+			callers = "-"
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", r.Key, r.Prefix, bound(r.NotBefore, "-"), bound(r.Expires, "never"), r.State, callers)
+		if verified {
+			line += "\t" + r.Upstream
+			if r.Detail != "" {
+				line += " (" + r.Detail + ")"
+			}
+		}
+		fmt.Fprintln(tw, line)
+	}
+	return tw.Flush()
+}
+
+func bound(t *time.Time, none string) string {
+	if t == nil {
+		return none
+	}
+	return t.Format(time.RFC3339)
+}
+
+// defaultVerifyPath is a cheap GET that needs a key on the current
+// Streaming.Center docs (broadcaster-api.md §5).
+const defaultVerifyPath = "/api/v2/playlists/?server=1"
+
+// cmdKeysVerify asks the broadcaster, with each key version in turn, for a
+// key-protected resource, and reports which versions it accepts. It exits 1
+// when an active version is refused (or cannot be checked), so a pipeline
+// can test a new key before it goes live and catch a revoked one.
+func cmdKeysVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("keys verify", stderr)
+	asJSON := fs.Bool("json", false, "print JSON (for scripts) instead of a table")
+	path := fs.String("path", defaultVerifyPath, "a cheap GET that needs a key, path and query")
+	timeout := fs.Duration("timeout", 10*time.Second, "deadline of each request")
+	cfg, err := parseConfigFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	target, err := verifyURL(cfg.Upstream.URL, *path)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	v, _, err := cfg.loadVault(now)
+	if err != nil {
+		return err
+	}
+	transport, err := upstreamTransport(cfg.Upstream)
+	if err != nil {
+		return err
+	}
+	defer transport.CloseIdleConnections()
+	ask := func(key string) (int, error) {
+		rctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(rctx, http.MethodGet, target, nil)
+		if err != nil {
+			return 0, err
+		}
+		req.Header["SC-API-KEY"] = []string{key}
+		req.Header.Set("User-Agent", "scgate-keys-verify")
+		resp, err := transport.RoundTrip(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+		_ = resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if err := checkVerifyPath(ask, *path); err != nil {
+		return err
+	}
+	rows := keyRows(v, now)
+	i := 0
+	var failed []error
+	for _, k := range v.Keys() {
+		for _, ver := range k.Versions {
+			row := &rows[i]
+			i++
+			status, err := ask(ver.Secret.Value())
+			switch {
+			case err != nil:
+				row.Upstream, row.Detail = "error", requestFailure(err)
+			case status >= 200 && status < 300:
+				row.Upstream = "accepted"
+			case status == http.StatusForbidden || status == http.StatusUnauthorized:
+				row.Upstream = "rejected"
+			default:
+				row.Upstream, row.Detail = "error", fmt.Sprintf("answered %d", status)
+			}
+			switch {
+			case row.State != string(keyvault.StateActive) || row.Upstream == "accepted":
+			case row.Upstream == "rejected":
+				failed = append(failed, fmt.Errorf("the broadcaster rejects the active version of key %q (prefix %s): replace it in the vault with an accepted version", k.Name, row.Prefix))
+			default:
+				failed = append(failed, fmt.Errorf("the active version of key %q (prefix %s) could not be verified: %s", k.Name, row.Prefix, row.Detail))
+			}
+		}
+	}
+	if err := printKeys(stdout, rows, *asJSON); err != nil {
+		return err
+	}
+	return errors.Join(failed...)
+}
+
+// verifyURL joins the upstream origin and a path with its query.
+func verifyURL(upstream, path string) (string, error) {
+	u, err := url.Parse(path)
+	if err != nil || !strings.HasPrefix(path, "/") || u.Host != "" {
+		return "", usageError{fmt.Sprintf("--path %q: give an absolute path such as %s", path, defaultVerifyPath)}
+	}
+	return strings.TrimSuffix(upstream, "/") + path, nil
+}
+
+// checkVerifyPath asks with a made-up key first: if the broadcaster answers
+// that with success, the path does not need a key, and every version would
+// look accepted.
+func checkVerifyPath(ask func(string) (int, error), path string) error {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	status, err := ask("scgateVf." + hex.EncodeToString(b[:]))
+	switch {
+	case err != nil:
+		return fmt.Errorf("cannot reach the broadcaster: %s", requestFailure(err))
+	case status == http.StatusForbidden || status == http.StatusUnauthorized:
+		return nil
+	case status >= 200 && status < 300:
+		return fmt.Errorf("the broadcaster answered %s with %d to a made-up key, so it cannot tell keys apart: give a GET that needs a key with --path", path, status)
+	}
+	return fmt.Errorf("the broadcaster answered %s with %d to a made-up key (a 403 was expected): give a GET that needs a key with --path", path, status)
+}
+
+// requestFailure describes a failed request without the URL, which
+// url.Error repeats.
+func requestFailure(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer within --timeout"
+	}
+	return err.Error()
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/scgate/scgate/internal/standin"
+)
+
+// TestRevokedKeyEndToEnd runs the real gateway: the broadcaster refuses the
+// active version; the caller still gets its answer, /metrics shows the
+// standby as active and the refusal counted, and the expiry of the standby,
+// 3 days away, is warned about in the log.
+func TestRevokedKeyEndToEnd(t *testing.T) {
+	si, err := standin.New(standin.Options{Keys: []string{keyGood}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := httptest.NewServer(si)
+	defer up.Close()
+	soon := time.Now().Add(72 * time.Hour).UTC().Format(time.RFC3339)
+	vault := `[callers]
+"svc" = "k"
+[[keys.k]]
+secret = "` + keyGood + `"
+expires = ` + soon + `
+[[keys.k]]
+secret = "` + keyRevoked + `"
+not_before = 2020-01-01T00:00:00Z
+`
+	p := writeSetup(t, up.URL, "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_delay = \"0s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[rotation]\nrejection_cooldown = \"1h\"\n", vault)
+	c, err := loadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	g, err := newGateway(c, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.run(ctx, nil) }()
+	defer func() { cancel(); <-done }()
+	waitUntil(t, "readiness", func() bool { return g.readiness() == nil })
+
+	base := "http://" + g.server.Addr().String()
+	for range 3 {
+		if code, body := get(t, http.DefaultClient, base+"/api/v2/playlists/"); code != http.StatusOK {
+			t.Fatalf("caller got %d: %s", code, body)
+		}
+	}
+	_, metrics := get(t, http.DefaultClient, "http://"+g.admin.Addr().String()+"/metrics")
+	for _, want := range []string{
+		`scgate_key_active{key="k",prefix="KeyRevk1"} 0`,
+		`scgate_key_active{key="k",prefix="KeyGood1"} 1`,
+		`scgate_upstream_key_rejections_total{key="k",prefix="KeyRevk1"} 1`,
+		`scgate_key_expiry_timestamp_seconds{key="k",prefix="KeyGood1"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	waitUntil(t, "the expiry warning", func() bool {
+		return logs.FilterField(zap.String("prefix", "KeyGood1")).FilterMessageSnippet("expires soon").Len() == 1
+	})
+	if n := logs.FilterMessageSnippet("the broadcaster refused a key version").Len(); n != 1 {
+		t.Errorf("%d refusal log lines, want 1", n)
+	}
+	for _, e := range logs.All() {
+		if strings.Contains(fmt.Sprint(e.Message, e.ContextMap()), "FAKEfake") {
+			t.Fatalf("a log line holds a secret: %v", e)
+		}
+	}
+}
