@@ -164,7 +164,7 @@ func buildIdentity(c IdentityConfig) (identity.Resolver, error) {
 				rules = append(rules, identity.CIDRRule{Prefix: p, Identity: id})
 			}
 			sort.Slice(rules, func(i, j int) bool { return rules[i].Prefix.String() < rules[j].Prefix.String() })
-			r, err = identity.NewCIDR(rules)
+			r, err = identity.NewCIDR(identity.CIDROptions{Rules: rules, TrustedProxies: proxies})
 		case "mtls":
 			r, err = identity.NewMTLS(identity.MTLSOptions{Source: c.MTLS.Source, TrustDomains: c.MTLS.TrustDomains})
 		}
