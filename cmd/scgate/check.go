@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/proxy/tlsconf"
@@ -17,7 +20,10 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := buildIdentity(cfg.Identity); err != nil {
+	if _, err := buildIdentity(context.Background(), cfg.Identity, zap.NewNop()); err != nil {
+		return err
+	}
+	if err := checkCentral(cfg, stderr); err != nil {
 		return err
 	}
 	if cfg.Server.TLS == "files" {

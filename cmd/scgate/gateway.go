@@ -36,6 +36,9 @@ type gateway struct {
 	limiter   *ratelimit.Limiter
 	certs     *tlsconf.Files     // tls = "files"
 	clientCAs *tlsconf.ClientCAs // mTLS
+	acme      *tlsconf.ACME      // tls = "acme"; see acme.go
+	challenge *proxy.Server      // the HTTP-01 listener, with acme
+	certReady atomic.Bool        // acme: every domain has a certificate
 	server    *proxy.Server
 	admin     *proxy.Server
 	ready     atomic.Bool
@@ -88,6 +91,11 @@ func newGateway(cfg *Config, logger *zap.Logger) (g *gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil && g.acme != nil {
+			g.acme.Stop()
+		}
+	}()
 	s := cfg.Server
 	g.server, err = proxy.Listen(handler, proxy.ServerOptions{
 		Name: "gateway", Addr: s.Listen, TLSConfig: tlsConfig,
@@ -104,6 +112,11 @@ func newGateway(cfg *Config, logger *zap.Logger) (g *gateway, err error) {
 	})
 	if err != nil {
 		_ = g.server.Close()
+		return nil, err
+	}
+	if err = g.listenACMEChallenge(); err != nil {
+		_ = g.server.Close()
+		_ = g.admin.Close()
 		return nil, err
 	}
 	return g, nil
@@ -125,15 +138,26 @@ func (g *gateway) newHandler() (*proxy.Handler, error) {
 		}
 	}
 	u := cfg.Upstream
+	if u.DangerouslySkipTLSVerify {
+		g.log.Warn("upstream.dangerously_skip_tls_verify is set: the broadcaster's certificate is NOT verified, so anyone on the path can read every key scgate sends; set upstream.ca_file instead")
+	}
 	transport := proxy.NewTransport(proxy.TransportOptions{
-		RootCAs: roots, ServerName: u.ServerName,
+		RootCAs: roots, ServerName: u.ServerName, DangerouslySkipVerify: u.DangerouslySkipTLSVerify,
 		DialTimeout: u.DialTimeout.Duration, TLSHandshakeTimeout: u.TLSHandshakeTimeout.Duration,
 		ResponseHeaderTimeout: u.ResponseHeaderTimeout.Duration, IdleConnTimeout: u.IdleConnTimeout.Duration,
 		MaxIdleConns: u.MaxIdleConns,
 	})
-	resolver, err := buildIdentity(cfg.Identity)
+	resolver, err := buildIdentity(context.Background(), cfg.Identity, g.log.Named("identity"))
 	if err != nil {
 		return nil, err
+	}
+	proxies, err := buildTrustedProxies(cfg.Identity.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	var proxyHeaders []string
+	if cfg.Identity.Header.Name != "" {
+		proxyHeaders = []string{cfg.Identity.Header.Name}
 	}
 	var public *url.URL
 	if cfg.Server.PublicURL != "" {
@@ -143,10 +167,15 @@ func (g *gateway) newHandler() (*proxy.Handler, error) {
 		Upstream: upstream, Transport: transport, Identity: resolver, Vault: g.vault,
 		Limiter: g.limiter, Metrics: g.metrics, Logger: g.log.Named("access"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, PublicURL: public,
+		TrustedProxies: proxies, ProxyHeaders: proxyHeaders, StripBearer: cfg.Identity.JWT.set(),
 	})
 }
 
-func buildIdentity(c IdentityConfig) (identity.Resolver, error) {
+func buildIdentity(ctx context.Context, c IdentityConfig, log *zap.Logger) (identity.Resolver, error) {
+	proxies, err := buildTrustedProxies(c.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	var chain identity.Chain
 	for _, name := range c.Order {
 		var r identity.Resolver
@@ -167,6 +196,11 @@ func buildIdentity(c IdentityConfig) (identity.Resolver, error) {
 			r, err = identity.NewCIDR(identity.CIDROptions{Rules: rules, TrustedProxies: proxies})
 		case "mtls":
 			r, err = identity.NewMTLS(identity.MTLSOptions{Source: c.MTLS.Source, TrustDomains: c.MTLS.TrustDomains})
+		case "jwt":
+			r, err = buildJWT(ctx, c.JWT, log)
+		case "header":
+			r, err = identity.NewHeader(identity.HeaderOptions{Name: c.Header.Name, Format: c.Header.Format,
+				TrustedProxies: proxies, TrustDomains: c.Header.TrustDomains})
 		}
 		if err != nil {
 			return nil, fmt.Errorf("identity.%s: %w", name, err)
@@ -209,8 +243,16 @@ func (g *gateway) serverTLS() (*tls.Config, error) {
 			g.metrics.TLSCertExpiry.WithLabelValues("server").Set(float64(cert.Leaf.NotAfter.Unix()))
 		}
 		getCert = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }
+	case "acme":
+		if err := g.newACME(); err != nil {
+			return nil, err
+		}
+		getCert = g.acme.GetCertificate
 	}
 	opts := tlsconf.ServerOptions{GetCertificate: getCert, ClientAuth: s.ClientAuth}
+	if g.acme != nil {
+		opts.NextProtos = g.acme.NextProtos()
+	}
 	if s.ClientCAFile != "" {
 		cas, err := tlsconf.NewClientCAs(tlsconf.ClientCAOptions{
 			File: s.ClientCAFile, Logger: g.log.Named("client-ca"),
@@ -270,6 +312,8 @@ func (g *gateway) readiness() error {
 		return errors.New("draining")
 	case !g.ready.Load():
 		return errors.New("starting")
+	case g.acme != nil && !g.certReady.Load():
+		return errors.New("obtaining certificates from the ACME CA")
 	}
 	return nil
 }
@@ -284,6 +328,11 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 				g.log.Error("watcher stopped", zap.String("watcher", name), zap.Error(err))
 			}
 		})
+	}
+	runCtx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	if g.acme != nil {
+		wg.Go(func() { g.manageCertificates(wctx, fail) })
 	}
 	watch("vault", g.vault.Run)
 	if g.certs != nil {
@@ -307,8 +356,12 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 		zap.String("listen", g.server.Addr().String()), zap.String("admin", g.admin.Addr().String()),
 		zap.String("tls", g.cfg.Server.TLS), zap.String("upstream", g.cfg.Upstream.URL),
 		zap.Int("callers", len(g.vault.Current().Callers())), zap.String("version", version))
-	err := proxy.Run(ctx, proxy.LifecycleOptions{
-		Gateways: []*proxy.Server{g.server}, Admin: g.admin,
+	gateways := []*proxy.Server{g.server}
+	if g.challenge != nil {
+		gateways = append(gateways, g.challenge)
+	}
+	err := proxy.Run(runCtx, proxy.LifecycleOptions{
+		Gateways: gateways, Admin: g.admin,
 		OnDrain:         func() { g.draining.Store(true) },
 		ShutdownDelay:   g.cfg.Server.ShutdownDelay.Duration,
 		ShutdownTimeout: g.cfg.Server.ShutdownTimeout.Duration,
@@ -316,6 +369,12 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 	})
 	stopWatchers()
 	wg.Wait()
+	if g.acme != nil {
+		g.acme.Stop()
+	}
+	if cause := context.Cause(runCtx); err == nil && ctx.Err() == nil && cause != nil {
+		err = cause // a failure that stopped the gateway, not a signal
+	}
 	g.log.Info("scgate stopped")
 	return err
 }
