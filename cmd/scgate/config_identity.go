@@ -66,7 +66,9 @@ func (c *Config) checkOrdered(r string) []error {
 func (c *Config) validateIdentityCentral() []error {
 	id := c.Identity
 	var errs []error
-	add := func(msg string, key ...string) { errs = append(errs, c.problem(msg, append([]string{"identity"}, key...)...)) }
+	add := func(msg string, key ...string) {
+		errs = append(errs, c.problem(msg, append([]string{"identity"}, key...)...))
+	}
 	for _, p := range id.TrustedProxies {
 		if _, err := parseNetwork(p); err != nil {
 			add(fmt.Sprintf("%q: %v", p, err), "trusted_proxies")

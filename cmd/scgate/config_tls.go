@@ -64,7 +64,9 @@ func (c *Config) validateACME() []error {
 		return nil
 	}
 	var errs []error
-	add := func(msg string, key ...string) { errs = append(errs, c.problem(msg, append([]string{"server", "acme"}, key...)...)) }
+	add := func(msg string, key ...string) {
+		errs = append(errs, c.problem(msg, append([]string{"server", "acme"}, key...)...))
+	}
 	if len(a.Domains) == 0 {
 		add(`tls = "acme" needs the names callers use, e.g. domains = ["scgate.example.com"]`, "domains")
 	}

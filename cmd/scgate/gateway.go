@@ -249,7 +249,7 @@ func (g *gateway) serverTLS() (*tls.Config, error) {
 		}
 		getCert = g.acme.GetCertificate
 	}
-	opts := tlsconf.ServerOptions{GetCertificate: getCert, ClientAuth: s.ClientAuth}
+	opts := tlsconf.ServerOptions{GetCertificate: getCert}
 	if g.acme != nil {
 		opts.NextProtos = g.acme.NextProtos()
 	}
@@ -266,7 +266,9 @@ func (g *gateway) serverTLS() (*tls.Config, error) {
 			return nil, fmt.Errorf("server.client_ca_file: %w", err)
 		}
 		g.clientCAs = cas
-		opts.ClientCAs = cas
+		// client_auth defaults to "require" and only means something with
+		// a client CA; without one, TLS serves without client certificates.
+		opts.ClientCAs, opts.ClientAuth = cas, s.ClientAuth
 	}
 	return tlsconf.ServerConfig(opts)
 }

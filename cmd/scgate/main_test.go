@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/scgate/scgate/proxy/tlsconf/acmetest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, acmetest.IgnoreLeaks()...)
 }
 
 func run(t *testing.T, args ...string) (int, string, string) {
