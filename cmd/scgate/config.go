@@ -262,7 +262,7 @@ func (c *Config) validate() error {
 		add(c.problem(`cert_file and key_file are used only with tls = "files"`, "server", "tls"))
 	}
 	if s.ClientCAFile != "" && s.TLS == "off" {
-		add(c.problem("client certificates need TLS: set tls to files or self-signed", "server", "client_ca_file"))
+		add(c.problem("client certificates need TLS: set tls to files, acme or self-signed", "server", "client_ca_file"))
 	}
 	if s.ClientAuth != "require" && s.ClientAuth != "verify-if-given" {
 		add(c.problem(fmt.Sprintf("%q: use require or verify-if-given", s.ClientAuth), "server", "client_auth"))
