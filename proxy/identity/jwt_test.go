@@ -413,3 +413,33 @@ func FuzzJWT(f *testing.F) {
 		}
 	})
 }
+
+// TestJWKSFromURL: keys fetched from a JWKS URL directly; a server error
+// at start is an error that names the status.
+func TestJWKSFromURL(t *testing.T) {
+	k := newECKey(t, "k")
+	var fail atomic.Bool
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fail.Load() {
+			http.Error(w, "nope", http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write(jwksJSON(t, k))
+	}))
+	defer srv.Close()
+	keys, err := NewJWKS(context.Background(), JWKSOptions{URL: srv.URL + "/keys", Client: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := NewJWT(JWTOptions{Issuer: testIssuer, Audiences: []string{testAudience}, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := res.Resolve(bearer(sign(t, k, claims(time.Now())))); id != testSubject || err != nil {
+		t.Fatalf("got (%q, %v)", id, err)
+	}
+	fail.Store(true)
+	if _, err := NewJWKS(context.Background(), JWKSOptions{URL: srv.URL + "/keys", Client: srv.Client()}); err == nil || !strings.Contains(err.Error(), "HTTP 500") {
+		t.Errorf("server error: %v", err)
+	}
+}
