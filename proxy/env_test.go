@@ -95,6 +95,12 @@ type envOptions struct {
 
 	rejections *keyvault.Rejections // failover.go; nil: the handler's default
 	replayBody int64                // Options.ReplayBodyBytes
+	// identity replaces headerIdentity; proxies, proxyHeaders and
+	// stripBearer are passed on as they are.
+	identity     identity.Resolver
+	proxies      *identity.TrustedProxies
+	proxyHeaders []string
+	stripBearer  bool
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -125,10 +131,14 @@ func newEnv(t testing.TB, o envOptions) *env {
 	u, _ := url.Parse(e.upstream.URL)
 	transport := proxy.NewTransport(o.transport)
 	t.Cleanup(transport.CloseIdleConnections)
+	if o.identity == nil {
+		o.identity = headerIdentity{}
+	}
 	h, err := proxy.New(proxy.Options{
-		Upstream: u, Transport: transport, Identity: headerIdentity{}, Vault: o.vault,
+		Upstream: u, Transport: transport, Identity: o.identity, Vault: o.vault,
 		Limiter: o.limiter, Metrics: e.metrics, MaxBodyBytes: o.maxBody, Logger: o.logger,
 		Rejections: o.rejections, ReplayBodyBytes: o.replayBody,
+		TrustedProxies: o.proxies, ProxyHeaders: o.proxyHeaders, StripBearer: o.stripBearer,
 	})
 	if err != nil {
 		t.Fatal(err)

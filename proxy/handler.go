@@ -64,6 +64,19 @@ type Options struct {
 	// DefaultReplayBodyBytes; negative: only requests without a body are
 	// retried). Larger bodies stream and are not retried.
 	ReplayBodyBytes int64
+	// TrustedProxies are the direct peers whose Forwarded, X-Forwarded-* and
+	// ProxyHeaders reach the identity resolvers; from any other peer they are
+	// removed before identification. Nil trusts no one.
+	TrustedProxies *identity.TrustedProxies
+	// ProxyHeaders are identity headers that only a trusted proxy may set
+	// (X-Forwarded-Client-Cert). Like Forwarded and X-Forwarded-*, they are
+	// never forwarded to the broadcaster.
+	ProxyHeaders []string
+	// StripBearer removes "Authorization: Bearer ..." before forwarding: set
+	// it when callers present their identity token there (the jwt resolver),
+	// so the token never reaches the broadcaster. Other schemes, such as the
+	// broadcaster's own "Authorization: JWT ...", pass through.
+	StripBearer bool
 }
 
 // Handler is the gateway's http.Handler.
@@ -81,6 +94,7 @@ type Handler struct {
 	rewriteLimit int64
 	rejections   *keyvault.Rejections
 	replayBody   int64
+	strip        stripper
 	rp           *httputil.ReverseProxy
 }
 
@@ -109,6 +123,7 @@ func New(opts Options) (*Handler, error) {
 		rewriteLimit: opts.RewriteLimit,
 		rejections:   opts.Rejections,
 		replayBody:   opts.ReplayBodyBytes,
+		strip:        newStripper(opts.TrustedProxies, opts.ProxyHeaders, opts.StripBearer),
 	}
 	if h.log == nil {
 		h.log = zap.NewNop()
@@ -212,7 +227,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	if e := checkRequest(r); e != nil {
 		return e
 	}
-	stripCredentials(r.Header)
+	h.strip.inbound(r)
 
 	caller, err := h.identity.Resolve(r)
 	if err != nil {
@@ -273,22 +288,6 @@ func checkRequest(r *http.Request) *gatewayError {
 	return nil
 }
 
-// stripCredentials removes every header a caller could use to choose its own
-// key or to pass as scgate (design.md §6), in any casing: a map key that is not
-// canonical (possible when another layer built the header map) must not slip past.
-func stripCredentials(h http.Header) {
-	for k := range h {
-		if strings.EqualFold(k, "Sc-Api-Key") || hasPrefixFold(k, "Scgate-") ||
-			strings.EqualFold(k, "Forwarded") || hasPrefixFold(k, "X-Forwarded-") {
-			delete(h, k)
-		}
-	}
-}
-
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
 // rewrite builds the outbound request. It runs after ReverseProxy removed the
 // hop-by-hop headers, so a caller's "Connection: SC-API-KEY" can only remove
 // the caller's own copy, never the key injected here.
@@ -296,7 +295,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	st := pr.In.Context().Value(stateKey{}).(*state)
 	pr.SetURL(h.upstream)
 	out := pr.Out
-	stripCredentials(out.Header)
+	h.strip.outbound(out.Header)
 	out.Header["SC-API-KEY"] = []string{st.version.Secret.Value()}
 	out.Header.Set("X-Request-Id", st.id)
 	// Request trailers could smuggle a second key after the body; the API uses none.

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/proxy/tlsconf"
@@ -26,7 +29,10 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if *failOn < 0 {
 		return usageError{"--fail-on-expiry must not be negative"}
 	}
-	if _, err := buildIdentity(cfg.Identity); err != nil {
+	if _, err := buildIdentity(context.Background(), cfg.Identity, zap.NewNop()); err != nil {
+		return err
+	}
+	if err := checkCentral(cfg, stderr); err != nil {
 		return err
 	}
 	if cfg.Server.TLS == "files" {

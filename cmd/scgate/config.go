@@ -51,6 +51,8 @@ type ServerConfig struct {
 	ShutdownDelay     Duration `toml:"shutdown_delay"`
 	ShutdownTimeout   Duration `toml:"shutdown_timeout"`
 	PublicURL         string   `toml:"public_url"`
+	// ACME: see config_tls.go.
+	ACME ACMEConfig `toml:"acme"`
 }
 
 // AdminConfig is the metrics and probes listener.
@@ -69,6 +71,8 @@ type UpstreamConfig struct {
 	ResponseHeaderTimeout Duration `toml:"response_header_timeout"`
 	IdleConnTimeout       Duration `toml:"idle_conn_timeout"`
 	MaxIdleConns          int      `toml:"max_idle_conns"`
+	// DangerouslySkipTLSVerify: see config_tls.go.
+	DangerouslySkipTLSVerify bool `toml:"dangerously_skip_tls_verify"`
 }
 
 // VaultConfig locates the key vault.
@@ -85,6 +89,10 @@ type IdentityConfig struct {
 	Static string            `toml:"static"`
 	CIDR   map[string]string `toml:"cidr"`
 	MTLS   MTLSConfig        `toml:"mtls"`
+	// TrustedProxies, JWT and Header: see config_identity.go.
+	TrustedProxies []string     `toml:"trusted_proxies"`
+	JWT            JWTConfig    `toml:"jwt"`
+	Header         HeaderConfig `toml:"header"`
 }
 
 // MTLSConfig says which part of a verified client certificate is the identity.
@@ -209,6 +217,7 @@ func (c *Config) applyDefaults() {
 		if c.Server.ClientCAFile != "" {
 			c.Identity.Order = append(c.Identity.Order, "mtls")
 		}
+		c.Identity.Order = append(c.Identity.Order, c.Identity.defaultOrder()...)
 		if len(c.Identity.CIDR) > 0 {
 			c.Identity.Order = append(c.Identity.Order, "cidr")
 		}
@@ -216,6 +225,7 @@ func (c *Config) applyDefaults() {
 			c.Identity.Order = append(c.Identity.Order, "static")
 		}
 	}
+	c.applyCentralDefaults()
 	c.Log.Level = orString(c.Log.Level, "info")
 	c.Log.Format = orString(c.Log.Format, "json")
 }
@@ -224,7 +234,8 @@ func (c *Config) applyDefaults() {
 // so a config works whatever the working directory.
 func (c *Config) resolvePaths(dir string) {
 	for _, p := range []*string{&c.Server.CertFile, &c.Server.KeyFile, &c.Server.ClientCAFile,
-		&c.Upstream.CAFile, &c.Vault.File, &c.Vault.AgeIdentityFile} {
+		&c.Upstream.CAFile, &c.Vault.File, &c.Vault.AgeIdentityFile, &c.Server.ACME.Storage, &c.Server.ACME.CARootsFile,
+		&c.Identity.JWT.JWKSFile, &c.Identity.JWT.CAFile, &c.Identity.JWT.TokenFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -246,16 +257,15 @@ func (c *Config) validate() error {
 		if s.CertFile == "" || s.KeyFile == "" {
 			add(c.problem(`tls = "files" needs cert_file and key_file`, "server", "tls"))
 		}
-	case "acme":
-		add(c.problem(`tls = "acme" is not available in this version; use "files" (for example with cert-manager) or "self-signed"`, "server", "tls"))
+	case "acme": // config_tls.go
 	default:
-		add(c.problem(fmt.Sprintf("%q is not a TLS mode: use off, files or self-signed", s.TLS), "server", "tls"))
+		add(c.problem(fmt.Sprintf("%q is not a TLS mode: use off, files, self-signed or acme", s.TLS), "server", "tls"))
 	}
 	if s.TLS != "files" && (s.CertFile != "" || s.KeyFile != "") {
 		add(c.problem(`cert_file and key_file are used only with tls = "files"`, "server", "tls"))
 	}
 	if s.ClientCAFile != "" && s.TLS == "off" {
-		add(c.problem("client certificates need TLS: set tls to files or self-signed", "server", "client_ca_file"))
+		add(c.problem("client certificates need TLS: set tls to files, acme or self-signed", "server", "client_ca_file"))
 	}
 	if s.ClientAuth != "require" && s.ClientAuth != "verify-if-given" {
 		add(c.problem(fmt.Sprintf("%q: use require or verify-if-given", s.ClientAuth), "server", "client_auth"))
@@ -278,6 +288,7 @@ func (c *Config) validate() error {
 	}
 	errs = append(errs, c.validateIdentity()...)
 	errs = append(errs, c.validateRotation()...)
+	errs = append(errs, c.validateCentral()...)
 	if c.Limits.Rate < 0 || c.Limits.Burst < 0 {
 		add(c.problem("rate and burst must be >= 0 (0 rate disables the limit)", "limits"))
 	}
@@ -316,7 +327,7 @@ func (c *Config) validateIdentity() []error {
 	id := c.Identity
 	var errs []error
 	if len(id.Order) == 0 {
-		errs = append(errs, c.problem("no identity resolver is configured: set identity.static (sidecar), identity.cidr, or a client CA for mtls", "identity"))
+		errs = append(errs, c.problem("no identity resolver is configured: set identity.static (sidecar), identity.cidr, [identity.jwt], [identity.header], or a client CA for mtls", "identity"))
 	}
 	seen := map[string]bool{}
 	for _, r := range id.Order {
@@ -337,8 +348,10 @@ func (c *Config) validateIdentity() []error {
 			if c.Server.ClientCAFile == "" {
 				errs = append(errs, c.problem(`"mtls" is in the order but server.client_ca_file is not set`, "identity", "order"))
 			}
+		case "jwt", "header": // config_identity.go
+			errs = append(errs, c.checkOrdered(r)...)
 		default:
-			errs = append(errs, c.problem(fmt.Sprintf("%q is not a resolver: use static, cidr or mtls", r), "identity", "order"))
+			errs = append(errs, c.problem(fmt.Sprintf("%q is not a resolver: use mtls, jwt, header, cidr or static", r), "identity", "order"))
 		}
 	}
 	for network := range id.CIDR {

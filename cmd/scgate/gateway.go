@@ -38,6 +38,9 @@ type gateway struct {
 	rotation  rotation           // rejections and expiry warnings (rotation.go)
 	certs     *tlsconf.Files     // tls = "files"
 	clientCAs *tlsconf.ClientCAs // mTLS
+	acme      *tlsconf.ACME      // tls = "acme"; see acme.go
+	challenge *proxy.Server      // the HTTP-01 listener, with acme
+	certReady atomic.Bool        // acme: every domain has a certificate
 	server    *proxy.Server
 	admin     *proxy.Server
 	ready     atomic.Bool
@@ -95,6 +98,11 @@ func newGateway(cfg *Config, logger *zap.Logger) (g *gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil && g.acme != nil {
+			g.acme.Stop()
+		}
+	}()
 	s := cfg.Server
 	g.server, err = proxy.Listen(handler, proxy.ServerOptions{
 		Name: "gateway", Addr: s.Listen, TLSConfig: tlsConfig,
@@ -111,6 +119,11 @@ func newGateway(cfg *Config, logger *zap.Logger) (g *gateway, err error) {
 	})
 	if err != nil {
 		_ = g.server.Close()
+		return nil, err
+	}
+	if err = g.listenACMEChallenge(); err != nil {
+		_ = g.server.Close()
+		_ = g.admin.Close()
 		return nil, err
 	}
 	return g, nil
@@ -131,7 +144,7 @@ func upstreamTransport(u UpstreamConfig) (*http.Transport, error) {
 		}
 	}
 	return proxy.NewTransport(proxy.TransportOptions{
-		RootCAs: roots, ServerName: u.ServerName,
+		RootCAs: roots, ServerName: u.ServerName, DangerouslySkipVerify: u.DangerouslySkipTLSVerify,
 		DialTimeout: u.DialTimeout.Duration, TLSHandshakeTimeout: u.TLSHandshakeTimeout.Duration,
 		ResponseHeaderTimeout: u.ResponseHeaderTimeout.Duration, IdleConnTimeout: u.IdleConnTimeout.Duration,
 		MaxIdleConns: u.MaxIdleConns,
@@ -142,13 +155,24 @@ func (g *gateway) newHandler() (*proxy.Handler, error) {
 	cfg := g.cfg
 	upstream, _ := url.Parse(cfg.Upstream.URL) // validated with the config
 	upstream.Path = ""
+	if cfg.Upstream.DangerouslySkipTLSVerify {
+		g.log.Warn("upstream.dangerously_skip_tls_verify is set: the broadcaster's certificate is NOT verified, so anyone on the path can read every key scgate sends; set upstream.ca_file instead")
+	}
 	transport, err := upstreamTransport(cfg.Upstream)
 	if err != nil {
 		return nil, err
 	}
-	resolver, err := buildIdentity(cfg.Identity)
+	resolver, err := buildIdentity(context.Background(), cfg.Identity, g.log.Named("identity"))
 	if err != nil {
 		return nil, err
+	}
+	proxies, err := buildTrustedProxies(cfg.Identity.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	var proxyHeaders []string
+	if cfg.Identity.Header.Name != "" {
+		proxyHeaders = []string{cfg.Identity.Header.Name}
 	}
 	var public *url.URL
 	if cfg.Server.PublicURL != "" {
@@ -159,10 +183,15 @@ func (g *gateway) newHandler() (*proxy.Handler, error) {
 		Limiter: g.limiter, Metrics: g.metrics, Logger: g.log.Named("access"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, PublicURL: public,
 		Rejections: g.rotation.rejections, ReplayBodyBytes: cfg.Rotation.replayBodyBytes(),
+		TrustedProxies: proxies, ProxyHeaders: proxyHeaders, StripBearer: cfg.Identity.JWT.set(),
 	})
 }
 
-func buildIdentity(c IdentityConfig) (identity.Resolver, error) {
+func buildIdentity(ctx context.Context, c IdentityConfig, log *zap.Logger) (identity.Resolver, error) {
+	proxies, err := buildTrustedProxies(c.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	var chain identity.Chain
 	for _, name := range c.Order {
 		var r identity.Resolver
@@ -180,9 +209,14 @@ func buildIdentity(c IdentityConfig) (identity.Resolver, error) {
 				rules = append(rules, identity.CIDRRule{Prefix: p, Identity: id})
 			}
 			sort.Slice(rules, func(i, j int) bool { return rules[i].Prefix.String() < rules[j].Prefix.String() })
-			r, err = identity.NewCIDR(rules)
+			r, err = identity.NewCIDR(identity.CIDROptions{Rules: rules, TrustedProxies: proxies})
 		case "mtls":
 			r, err = identity.NewMTLS(identity.MTLSOptions{Source: c.MTLS.Source, TrustDomains: c.MTLS.TrustDomains})
+		case "jwt":
+			r, err = buildJWT(ctx, c.JWT, log)
+		case "header":
+			r, err = identity.NewHeader(identity.HeaderOptions{Name: c.Header.Name, Format: c.Header.Format,
+				TrustedProxies: proxies, TrustDomains: c.Header.TrustDomains})
 		}
 		if err != nil {
 			return nil, fmt.Errorf("identity.%s: %w", name, err)
@@ -225,8 +259,16 @@ func (g *gateway) serverTLS() (*tls.Config, error) {
 			g.metrics.TLSCertExpiry.WithLabelValues("server").Set(float64(cert.Leaf.NotAfter.Unix()))
 		}
 		getCert = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }
+	case "acme":
+		if err := g.newACME(); err != nil {
+			return nil, err
+		}
+		getCert = g.acme.GetCertificate
 	}
-	opts := tlsconf.ServerOptions{GetCertificate: getCert, ClientAuth: s.ClientAuth}
+	opts := tlsconf.ServerOptions{GetCertificate: getCert}
+	if g.acme != nil {
+		opts.NextProtos = g.acme.NextProtos()
+	}
 	if s.ClientCAFile != "" {
 		cas, err := tlsconf.NewClientCAs(tlsconf.ClientCAOptions{
 			File: s.ClientCAFile, Logger: g.log.Named("client-ca"),
@@ -240,7 +282,9 @@ func (g *gateway) serverTLS() (*tls.Config, error) {
 			return nil, fmt.Errorf("server.client_ca_file: %w", err)
 		}
 		g.clientCAs = cas
-		opts.ClientCAs = cas
+		// client_auth defaults to "require" and only means something with
+		// a client CA; without one, TLS serves without client certificates.
+		opts.ClientCAs, opts.ClientAuth = cas, s.ClientAuth
 	}
 	return tlsconf.ServerConfig(opts)
 }
@@ -287,6 +331,8 @@ func (g *gateway) readiness() error {
 		return errors.New("draining")
 	case !g.ready.Load():
 		return errors.New("starting")
+	case g.acme != nil && !g.certReady.Load():
+		return errors.New("obtaining certificates from the ACME CA")
 	}
 	return nil
 }
@@ -301,6 +347,11 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 				g.log.Error("watcher stopped", zap.String("watcher", name), zap.Error(err))
 			}
 		})
+	}
+	runCtx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	if g.acme != nil {
+		wg.Go(func() { g.manageCertificates(wctx, fail) })
 	}
 	watch("vault", g.vault.Run)
 	watch("expiry", func(ctx context.Context) error { return g.rotation.expiry.Run(ctx, g.vault.Current) })
@@ -325,8 +376,12 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 		zap.String("listen", g.server.Addr().String()), zap.String("admin", g.admin.Addr().String()),
 		zap.String("tls", g.cfg.Server.TLS), zap.String("upstream", g.cfg.Upstream.URL),
 		zap.Int("callers", len(g.vault.Current().Callers())), zap.String("version", version))
-	err := proxy.Run(ctx, proxy.LifecycleOptions{
-		Gateways: []*proxy.Server{g.server}, Admin: g.admin,
+	gateways := []*proxy.Server{g.server}
+	if g.challenge != nil {
+		gateways = append(gateways, g.challenge)
+	}
+	err := proxy.Run(runCtx, proxy.LifecycleOptions{
+		Gateways: gateways, Admin: g.admin,
 		OnDrain:         func() { g.draining.Store(true) },
 		ShutdownDelay:   g.cfg.Server.ShutdownDelay.Duration,
 		ShutdownTimeout: g.cfg.Server.ShutdownTimeout.Duration,
@@ -334,6 +389,12 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 	})
 	stopWatchers()
 	wg.Wait()
+	if g.acme != nil {
+		g.acme.Stop()
+	}
+	if cause := context.Cause(runCtx); err == nil && ctx.Err() == nil && cause != nil {
+		err = cause // a failure that stopped the gateway, not a signal
+	}
 	g.log.Info("scgate stopped")
 	return err
 }

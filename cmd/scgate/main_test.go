@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/scgate/scgate/proxy/tlsconf/acmetest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, acmetest.IgnoreLeaks()...)
 }
 
 func run(t *testing.T, args ...string) (int, string, string) {
@@ -105,7 +107,15 @@ func TestConfigErrorsNameFileLineAndFix(t *testing.T) {
 		{"bad duration", base + "[server]\nread_timeout = \"soon\"\n", []string{"config.toml:8:", "not a duration"}},
 		{"bad tls mode", base + "[server]\ntls = \"maybe\"\n", []string{"config.toml:8:", "not a TLS mode"}},
 		{"files without cert", base + "[server]\ntls = \"files\"\n", []string{"config.toml:8:", "cert_file"}},
-		{"acme not yet", base + "[server]\ntls = \"acme\"\n", []string{"config.toml:8:", "not available"}},
+		{"acme without domains or storage", base + "[server]\ntls = \"acme\"\n", []string{"config.toml:7: server.acme.domains", "config.toml:7: server.acme.storage"}},
+		{"acme settings without acme", base + "[server.acme]\ndomains = [\"a.example\"]\n", []string{"config.toml:7:", `used only with tls = "acme"`}},
+		{"acme wildcard and bad CA", base + "[server]\ntls = \"acme\"\n[server.acme]\ndomains = [\"*.example.com\"]\nca = \"http://acme.example/dir\"\nstorage = \"acme\"\n", []string{"config.toml:10:", "no wildcards", "config.toml:11:", "not an https ACME directory URL"}},
+		{"acme no challenge", base + "[server]\ntls = \"acme\"\n[server.acme]\ndomains = [\"a.example\"]\nstorage = \"acme\"\ntls_alpn_challenge = false\n", []string{"config.toml:12:", "both challenges are off"}},
+		{"skip verify with ca_file", strings.Replace(base, "[vault]", "ca_file = \"ca.pem\"\ndangerously_skip_tls_verify = true\n[vault]", 1), []string{"config.toml:4:", "ca_file is unused"}},
+		{"jwt without issuer and two sources", base + "[identity.jwt]\naudiences = [\"scgate\"]\njwks_file = \"a\"\njwks_url = \"https://x/keys\"\n", []string{"issuer is required", "exactly one of jwks_file"}},
+		{"jwt not in order", strings.Replace(base, "static = \"svc\"", "order = [\"static\"]\nstatic = \"svc\"", 1) + "[identity.jwt]\nissuer = \"https://k\"\naudiences = [\"scgate\"]\njwks_file = \"a\"\n", []string{"config.toml:8:", `"jwt" is not in identity.order`}},
+		{"header without trusted proxies", base + "[identity.header]\nname = \"X-Forwarded-Client-Cert\"\nformat = \"json\"\n", []string{"config.toml:8:", "trusted_proxies", "config.toml:9:", `"json": use xfcc or plain`}},
+		{"bad trusted proxy", strings.Replace(base, "static = \"svc\"", "static = \"svc\"\ntrusted_proxies = [\"10.1.0.0/8\", \"lb\"]", 1), []string{"config.toml:7:", "did you mean 10.0.0.0/8", "not a network or address"}},
 		{"plain http upstream", strings.Replace(base, "https://radio.example:1030", "http://radio.example:1030", 1), []string{"config.toml:2:", "clear text"}},
 		{"upstream with path", strings.Replace(base, "https://radio.example:1030", "https://radio.example:1030/api/v2", 1), []string{"config.toml:2:", "scheme://host:port"}},
 		{"bad cidr", base + "[identity.cidr]\n\"10.0.0/8\" = \"x\"\n", []string{"config.toml:8:", "not a network"}},

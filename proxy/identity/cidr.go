@@ -20,24 +20,37 @@ type CIDRRule struct {
 	Identity string
 }
 
+// CIDROptions configures NewCIDR.
+type CIDROptions struct {
+	// Rules map source networks to identities. At least one is needed.
+	Rules []CIDRRule
+	// TrustedProxies, when set, are the load balancers or proxies in front
+	// of scgate: for a request from one of them the source address is read
+	// from X-Forwarded-For (see TrustedProxies.ClientAddr). Nil means the
+	// TCP peer is always the source, and X-Forwarded-For is never read.
+	TrustedProxies *TrustedProxies
+}
+
 // cidr holds the rules per address family, longest prefix first, so the
 // first match is the longest.
 type cidr struct {
-	v4, v6 []CIDRRule
+	v4, v6  []CIDRRule
+	proxies *TrustedProxies
 }
 
 // NewCIDR returns a Resolver that names the caller by the request's source
-// address (r.RemoteAddr, the TCP peer: behind a load balancer that is the
-// balancer). The longest matching prefix wins. An IPv4-mapped IPv6 source,
+// address: r.RemoteAddr, the TCP peer, or, when that peer is one of
+// opts.TrustedProxies, the client address X-Forwarded-For gives. The longest
+// matching prefix wins. An IPv4-mapped IPv6 source,
 // as seen on a dual-stack socket, is matched as the IPv4 address it maps, so
 // IPv4 rules cover it. A source no rule matches gives ErrNoIdentity.
 //
 // An invalid prefix, one with host bits set, a duplicate prefix or an
 // unusable identity is an error naming the rule (1-based).
-func NewCIDR(rules []CIDRRule) (Resolver, error) {
-	c := &cidr{}
-	seen := make(map[netip.Prefix]int, len(rules))
-	for i, rule := range rules {
+func NewCIDR(opts CIDROptions) (Resolver, error) {
+	c := &cidr{proxies: opts.TrustedProxies}
+	seen := make(map[netip.Prefix]int, len(opts.Rules))
+	for i, rule := range opts.Rules {
 		n := i + 1
 		p, err := normalizePrefix(rule.Prefix)
 		if err != nil {
@@ -77,11 +90,12 @@ func normalizePrefix(p netip.Prefix) (netip.Prefix, error) {
 	return p, nil
 }
 
-// Resolve implements Resolver. It does not allocate.
+// Resolve implements Resolver. It does not allocate unless it refuses a
+// malformed X-Forwarded-For.
 func (c *cidr) Resolve(r *http.Request) (string, error) {
-	addr, ok := sourceAddr(r.RemoteAddr)
-	if !ok {
-		return "", ErrNoIdentity
+	addr, err := c.proxies.ClientAddr(r)
+	if err != nil {
+		return "", err
 	}
 	rules := c.v6
 	if addr.Is4() {

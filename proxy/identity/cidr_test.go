@@ -11,7 +11,7 @@ import (
 
 func mustCIDR(t testing.TB, rules ...CIDRRule) Resolver {
 	t.Helper()
-	r, err := NewCIDR(rules)
+	r, err := NewCIDR(CIDROptions{Rules: rules})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestNewCIDRErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := NewCIDR(tt.rules)
+			r, err := NewCIDR(CIDROptions{Rules: tt.rules})
 			if err == nil {
 				t.Fatalf("accepted; resolver %v", r)
 			}

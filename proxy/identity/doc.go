@@ -8,7 +8,16 @@
 //   - Static: everyone on the listener is one caller (a sidecar on loopback);
 //   - NewCIDR: the caller is decided by the source network;
 //   - NewMTLS: the caller is named by its verified client certificate: a
-//     SPIFFE ID from the URI SAN, the first DNS SAN, or the common name.
+//     SPIFFE ID from the URI SAN, the first DNS SAN, or the common name;
+//   - NewJWT: the caller presents a signed token (a Kubernetes projected
+//     service-account token) as "Authorization: Bearer", verified against a
+//     JWKS cache (NewJWKS) from a file, a URL or OIDC discovery;
+//   - NewHeader: a trusted proxy in front of scgate (Istio, Envoy) names the
+//     caller in a header such as X-Forwarded-Client-Cert.
+//
+// TrustedProxies is the one rule for believing forwarding headers: the header
+// resolver and, for X-Forwarded-For, the cidr resolver read them only from a
+// direct peer in that set.
 //
 // Chain tries several in order, so a listener can accept, say, mTLS callers
 // and fall back to a network rule for a trusted subnet.

@@ -194,7 +194,7 @@ func TestMTLSIgnoresUnverifiedCertificates(t *testing.T) {
 // certificate naming nobody is refused rather than falling back.
 func TestMTLSInChain(t *testing.T) {
 	p := newPKI(t)
-	loopback, err := NewCIDR([]CIDRRule{rule("127.0.0.0/8", "local-tools"), rule("::1/128", "local-tools")})
+	loopback, err := NewCIDR(CIDROptions{Rules: []CIDRRule{rule("127.0.0.0/8", "local-tools"), rule("::1/128", "local-tools")}})
 	if err != nil {
 		t.Fatal(err)
 	}

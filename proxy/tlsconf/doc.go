@@ -7,10 +7,12 @@
 //   - Files serves a PEM pair from disk and reloads it when the files change
 //     (including a Kubernetes Secret's "..data" symlink swap);
 //   - SelfSigned makes a development certificate;
-//   - an ACME source (a private certmagic cache and config, never certmagic's
-//     package-level defaults) only has to hand its GetCertificate to
-//     ServerOptions, and add "acme-tls/1" to NextProtos for the TLS-ALPN
-//     challenge. Nothing else in this package needs to change for it.
+//   - ACME obtains and renews certificates from an ACME CA through a
+//     private certmagic cache and config (never certmagic's package-level
+//     defaults), answering HTTP-01 on a handler the caller serves and
+//     TLS-ALPN-01 through its GetCertificate and NextProtos. ServerConfig
+//     lets the CA's acme-tls/1 validation handshake in without a client
+//     certificate, and serves nothing else on it.
 //
 // ClientCAs is the reloadable client-CA bundle, and ServerConfig combines a
 // certificate source and ClientCAs into the listener's tls.Config.

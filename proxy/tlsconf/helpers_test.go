@@ -17,11 +17,12 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/scgate/scgate/proxy/tlsconf/acmetest"
 	"github.com/scgate/scgate/proxy/tlsconf/tlstest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, acmetest.IgnoreLeaks()...)
 }
 
 // waitFor is the poll-until-deadline helper: it calls cond until it returns

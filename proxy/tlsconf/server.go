@@ -83,8 +83,17 @@ func ServerConfig(opts ServerOptions) (*tls.Config, error) {
 	outer := base.Clone()
 	outer.ClientAuth = mode
 	outer.ClientCAs = opts.ClientCAs.Pool()
-	base.ClientAuth = mode
-	cache := &configCache{base: base, cas: opts.ClientCAs}
+	cache := &configCache{base: base.Clone(), cas: opts.ClientCAs}
+	cache.base.ClientAuth = mode
+	if slices.Contains(protos, acmeTLS1) {
+		// The CA validating a TLS-ALPN-01 challenge has no client
+		// certificate. Its hello offers acme-tls/1 alone; such a handshake
+		// gets only the challenge certificate and no HTTP is ever served on
+		// it (net/http closes connections of an unknown protocol), so
+		// waiving client auth for it opens nothing.
+		cache.acme = base.Clone()
+		cache.acme.NextProtos = []string{acmeTLS1}
+	}
 	outer.GetConfigForClient = cache.get
 	return outer, nil
 }
@@ -106,16 +115,23 @@ func ServerConfig(opts ServerOptions) (*tls.Config, error) {
 // removing a CA also shuts out sessions it had vouched for.
 type configCache struct {
 	base *tls.Config
+	acme *tls.Config // for TLS-ALPN-01 validation handshakes; nil without
 	cas  *ClientCAs
 	cur  atomic.Pointer[cachedConfig]
 }
+
+// acmeTLS1 is the ALPN protocol of the TLS-ALPN-01 challenge (RFC 8737).
+const acmeTLS1 = "acme-tls/1"
 
 type cachedConfig struct {
 	pool   *x509.CertPool
 	config *tls.Config
 }
 
-func (c *configCache) get(*tls.ClientHelloInfo) (*tls.Config, error) {
+func (c *configCache) get(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	if c.acme != nil && len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmeTLS1 {
+		return c.acme, nil
+	}
 	pool := c.cas.Pool()
 	if cur := c.cur.Load(); cur != nil && cur.pool == pool {
 		return cur.config, nil

@@ -1,0 +1,90 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/scgate/scgate/proxy/identity"
+)
+
+// stripper is stage 1 of design.md §6: it removes what a caller must not
+// pass through scgate, in any casing (a map key that is not canonical, as
+// another layer may build, must not slip past).
+type stripper struct {
+	proxies      *identity.TrustedProxies
+	proxyHeaders []string
+	bearer       bool
+}
+
+func newStripper(proxies *identity.TrustedProxies, proxyHeaders []string, bearer bool) stripper {
+	return stripper{proxies: proxies, proxyHeaders: proxyHeaders, bearer: bearer}
+}
+
+// inbound runs before identification: a caller's own SC-API-KEY and
+// Scgate-* headers always go; forwarding and proxy identity headers go
+// unless the direct peer is a trusted proxy, so that resolvers only ever
+// see such headers from a proxy that wrote them.
+func (s stripper) inbound(r *http.Request) {
+	forwarding := !s.proxies.Trusts(r)
+	for k := range r.Header {
+		if isCredential(k) || (forwarding && s.isForwarding(k)) {
+			delete(r.Header, k)
+		}
+	}
+}
+
+// outbound runs on the request to the broadcaster: everything inbound may
+// remove, whoever the peer, and the identity token, which was only ever
+// meant for scgate.
+func (s stripper) outbound(h http.Header) {
+	for k := range h {
+		if isCredential(k) || s.isForwarding(k) {
+			delete(h, k)
+		}
+	}
+	if !s.bearer {
+		return
+	}
+	// Every Bearer value goes, in every copy of the header: a second
+	// Authorization line must not carry the token past a resolver that
+	// only looked at the first.
+	for k, vs := range h {
+		if !strings.EqualFold(k, "Authorization") {
+			continue
+		}
+		var kept []string
+		for _, v := range vs {
+			if !hasPrefixFold(v, "Bearer ") {
+				kept = append(kept, v)
+			}
+		}
+		if len(kept) == 0 {
+			delete(h, k)
+		} else {
+			h[k] = kept
+		}
+	}
+}
+
+// isCredential: headers a caller could use to choose its own key or to pass
+// as scgate.
+func isCredential(k string) bool {
+	return strings.EqualFold(k, "Sc-Api-Key") || hasPrefixFold(k, "Scgate-")
+}
+
+// isForwarding: headers that only a trusted proxy may write.
+func (s stripper) isForwarding(k string) bool {
+	if strings.EqualFold(k, "Forwarded") || hasPrefixFold(k, "X-Forwarded-") {
+		return true
+	}
+	for _, p := range s.proxyHeaders {
+		if strings.EqualFold(k, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
