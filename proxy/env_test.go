@@ -88,6 +88,7 @@ type envOptions struct {
 	upstream  http.Handler // default: a stand-in accepting keyAdmin and keyReader
 	vault     proxy.VaultSource
 	limiter   *ratelimit.Limiter
+	policy    proxy.PolicySource
 	transport proxy.TransportOptions
 	maxBody   int64
 	logger    *zap.Logger
@@ -124,7 +125,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	t.Cleanup(transport.CloseIdleConnections)
 	h, err := proxy.New(proxy.Options{
 		Upstream: u, Transport: transport, Identity: headerIdentity{}, Vault: o.vault,
-		Limiter: o.limiter, Metrics: e.metrics, MaxBodyBytes: o.maxBody, Logger: o.logger,
+		Limiter: o.limiter, Policy: o.policy, Metrics: e.metrics, MaxBodyBytes: o.maxBody, Logger: o.logger,
 	})
 	if err != nil {
 		t.Fatal(err)

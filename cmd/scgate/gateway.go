@@ -63,7 +63,7 @@ func newLogger(c LogConfig, w io.Writer) (*zap.Logger, error) {
 // failure leaves nothing running.
 func newGateway(cfg *Config, logger *zap.Logger) (g *gateway, err error) {
 	g = &gateway{cfg: cfg, log: logger, metrics: metrics.New()}
-	g.limiter, err = ratelimit.New(ratelimit.Options{Rate: cfg.Limits.Rate, Burst: cfg.Limits.Burst})
+	g.limiter, err = ratelimit.New(ratelimit.Options{Limits: ratelimit.Limits{Caller: ratelimit.CallerLimits{Bucket: ratelimit.Bucket{Rate: cfg.Limits.Rate, Burst: cfg.Limits.Burst}}}})
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +247,8 @@ func (g *gateway) vaultReloaded(v *keyvault.Vault, _ []keyvault.Warning, err err
 	}
 	g.metrics.VaultReloads.WithLabelValues("success").Inc()
 	g.metrics.VaultLastSuccess.SetToCurrentTime()
-	g.limiter.Forget(func(caller string) bool { _, ok := v.KeyOf(caller); return ok })
+	g.limiter.Forget(func(caller string) bool { _, ok := v.KeyOf(caller); return ok },
+		func(key string) bool { return v.Key(key) != nil })
 }
 
 // keyStates lists every key version of the live vault for the key gauges.
