@@ -26,6 +26,7 @@ type Config struct {
 	Vault    VaultConfig    `toml:"vault"`
 	Identity IdentityConfig `toml:"identity"`
 	Limits   LimitsConfig   `toml:"limits"`
+	Policy   PolicyConfig   `toml:"policy"`
 	Log      LogConfig      `toml:"log"`
 
 	path  string         // the file it came from
@@ -88,12 +89,6 @@ type IdentityConfig struct {
 type MTLSConfig struct {
 	Source       string   `toml:"source"`
 	TrustDomains []string `toml:"trust_domains"`
-}
-
-// LimitsConfig is the per-caller token bucket.
-type LimitsConfig struct {
-	Rate  float64 `toml:"rate"`
-	Burst int     `toml:"burst"`
 }
 
 // LogConfig configures zap.
@@ -274,9 +269,8 @@ func (c *Config) validate() error {
 		add(c.problem("the vault file is required (see deploy/examples/keys.example.toml)", "vault", "file"))
 	}
 	errs = append(errs, c.validateIdentity()...)
-	if c.Limits.Rate < 0 || c.Limits.Burst < 0 {
-		add(c.problem("rate and burst must be >= 0 (0 rate disables the limit)", "limits"))
-	}
+	errs = append(errs, c.validateLimits()...)
+	errs = append(errs, c.validatePolicy()...)
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		add(c.problem(fmt.Sprintf("%q: use debug, info, warn or error", c.Log.Level), "log", "level"))
 	}

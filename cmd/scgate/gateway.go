@@ -23,23 +23,30 @@ import (
 	"github.com/scgate/scgate/metrics"
 	"github.com/scgate/scgate/proxy"
 	"github.com/scgate/scgate/proxy/identity"
+	"github.com/scgate/scgate/proxy/policy"
 	"github.com/scgate/scgate/proxy/ratelimit"
 	"github.com/scgate/scgate/proxy/tlsconf"
 )
 
 // gateway is one running scgate: everything built from a Config.
 type gateway struct {
-	cfg       *Config
-	log       *zap.Logger
-	metrics   *metrics.Metrics
-	vault     *keyvault.Watcher
-	limiter   *ratelimit.Limiter
-	certs     *tlsconf.Files     // tls = "files"
-	clientCAs *tlsconf.ClientCAs // mTLS
-	server    *proxy.Server
-	admin     *proxy.Server
-	ready     atomic.Bool
-	draining  atomic.Bool
+	cfg     *Config
+	log     *zap.Logger
+	metrics *metrics.Metrics
+	vault   *keyvault.Watcher
+	limiter *ratelimit.Limiter
+	redis   *ratelimit.Redis // backend = "redis" only
+	policy  *policy.Holder
+	// liveLimits and livePolicy are the [limits] and [policy] in force, for
+	// SIGHUP to tell what changed.
+	liveLimits ratelimit.Limits
+	livePolicy PolicyConfig
+	certs      *tlsconf.Files     // tls = "files"
+	clientCAs  *tlsconf.ClientCAs // mTLS
+	server     *proxy.Server
+	admin      *proxy.Server
+	ready      atomic.Bool
+	draining   atomic.Bool
 }
 
 func newLogger(c LogConfig, w io.Writer) (*zap.Logger, error) {
@@ -62,9 +69,13 @@ func newLogger(c LogConfig, w io.Writer) (*zap.Logger, error) {
 // newGateway loads everything the config names and binds the listeners. Any
 // failure leaves nothing running.
 func newGateway(cfg *Config, logger *zap.Logger) (g *gateway, err error) {
-	g = &gateway{cfg: cfg, log: logger, metrics: metrics.New()}
-	g.limiter, err = ratelimit.New(ratelimit.Options{Limits: ratelimit.Limits{Caller: ratelimit.CallerLimits{Bucket: ratelimit.Bucket{Rate: cfg.Limits.Rate, Burst: cfg.Limits.Burst}}}})
-	if err != nil {
+	g = &gateway{cfg: cfg, log: logger, metrics: metrics.New(), liveLimits: cfg.rateLimits(), livePolicy: cfg.Policy}
+	defer func() {
+		if err != nil && g.redis != nil {
+			_ = g.redis.Close()
+		}
+	}()
+	if err := g.buildLimits(); err != nil {
 		return nil, err
 	}
 	g.vault, err = keyvault.NewWatcher(keyvault.WatcherOptions{
@@ -141,7 +152,8 @@ func (g *gateway) newHandler() (*proxy.Handler, error) {
 	}
 	return proxy.New(proxy.Options{
 		Upstream: upstream, Transport: transport, Identity: resolver, Vault: g.vault,
-		Limiter: g.limiter, Metrics: g.metrics, Logger: g.log.Named("access"),
+		Limiter: g.limiter, Policy: g.policy, MaxUpstreamPause: cfg.maxUpstreamPause(),
+		Metrics: g.metrics, Logger: g.log.Named("access"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, PublicURL: public,
 	})
 }
@@ -287,6 +299,7 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 		})
 	}
 	watch("vault", g.vault.Run)
+	watch("ratelimit-redis", g.runRedisProbe)
 	if g.certs != nil {
 		watch("certificate", g.certs.Run)
 	}
@@ -317,6 +330,9 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 	})
 	stopWatchers()
 	wg.Wait()
+	if g.redis != nil {
+		_ = g.redis.Close()
+	}
 	g.log.Info("scgate stopped")
 	return err
 }
@@ -338,16 +354,18 @@ func (g *gateway) reload() {
 		}
 	}
 	cfg, err := loadConfig(g.cfg.path)
-	switch {
-	case err != nil:
+	if err != nil {
 		g.log.Error("config file is now invalid; the running config is unchanged", zap.Error(err))
-	case !sameConfig(cfg, g.cfg):
-		g.log.Warn("config file changed: vault and certificates were reloaded; restart scgate to apply the other settings")
+		return
+	}
+	g.reloadLimits(cfg)
+	if !sameConfig(cfg, g.cfg) {
+		g.log.Warn("config file changed: vault, certificates, limits and route policy were reloaded; restart scgate to apply the other settings")
 	}
 }
 
 func sameConfig(a, b *Config) bool {
-	x, y := *a, *b
+	x, y := withoutLiveSettings(*a), withoutLiveSettings(*b)
 	x.lines, y.lines = nil, nil
 	return reflect.DeepEqual(x, y)
 }
