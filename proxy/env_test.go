@@ -90,6 +90,7 @@ type envOptions struct {
 	limiter   *ratelimit.Limiter
 	policy    proxy.PolicySource
 	transport proxy.TransportOptions
+	rt        http.RoundTripper // replaces the transport built from transport
 	maxBody   int64
 	logger    *zap.Logger
 	tlsUp     bool // serve the upstream over TLS with HTTP/2
@@ -123,8 +124,12 @@ func newEnv(t testing.TB, o envOptions) *env {
 	u, _ := url.Parse(e.upstream.URL)
 	transport := proxy.NewTransport(o.transport)
 	t.Cleanup(transport.CloseIdleConnections)
+	var rt http.RoundTripper = transport
+	if o.rt != nil {
+		rt = o.rt
+	}
 	h, err := proxy.New(proxy.Options{
-		Upstream: u, Transport: transport, Identity: headerIdentity{}, Vault: o.vault,
+		Upstream: u, Transport: rt, Identity: headerIdentity{}, Vault: o.vault,
 		Limiter: o.limiter, Policy: o.policy, Metrics: e.metrics, MaxBodyBytes: o.maxBody, Logger: o.logger,
 	})
 	if err != nil {
