@@ -101,9 +101,11 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		Addr: opts.Addr, Username: opts.Username, Password: opts.Password, DB: opts.DB,
 		DialTimeout: r.timeout, ReadTimeout: r.timeout, WriteTimeout: r.timeout, PoolTimeout: r.timeout,
 		ContextTimeoutEnabled: true,
-		// One retry covers a pooled connection that died with a restarted
-		// Redis; more would hold requests longer than Timeout promises.
-		MaxRetries: 1,
+		// One quick retry covers a pooled connection that died with a
+		// restarted Redis; go-redis's default dial retries and backoffs
+		// would hold requests for up to seconds while Redis is down.
+		MaxRetries: 1, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 5 * time.Millisecond,
+		DialerRetries: 1, DialerRetryTimeout: time.Millisecond,
 		// Plain RESP2 and no CLIENT SETINFO: fewer round trips on connect,
 		// and nothing that an older Redis answers with an error.
 		Protocol: 2, DisableIdentity: true,
@@ -205,6 +207,8 @@ func (r *Redis) Pause(ctx context.Context, now time.Time, key string, d time.Dur
 	if !r.up.Load() {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
 	err := pauseScript.Run(ctx, r.client, []string{r.prefix + "p:" + key}, d.Milliseconds()).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		if ctx.Err() != nil {
@@ -220,6 +224,10 @@ func (r *Redis) Pause(ctx context.Context, now time.Time, key string, d time.Dur
 func (r *Redis) Forget(keep func(scope Scope, id string) bool) { r.local.Forget(keep) }
 
 func (r *Redis) takeShared(ctx context.Context, req Request) (Result, error) {
+	// Bound the whole exchange, retries included: a request never waits
+	// longer than Timeout for Redis before its replica decides alone.
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
 	keys := []string{r.prefix + "c:" + req.Caller, r.prefix + "k:" + req.Key, r.prefix + "p:" + req.Key}
 	v, err := takeScript.Run(ctx, r.client, keys,
 		intervalMicros(req.CallerBucket), req.CallerBucket.Burst,
