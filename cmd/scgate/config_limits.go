@@ -248,3 +248,16 @@ func sortedNames[V any](m map[string]V) []string {
 	sort.Strings(names)
 	return names
 }
+
+// limitsFor answers "which limits apply to this caller" from the config
+// alone, as the running gateway would apply them (default bursts filled in):
+// for scgate explain. key is the caller's vault key.
+func (c *Config) limitsFor(caller, key string) (ratelimit.Applied, error) {
+	l, err := ratelimit.New(ratelimit.Options{Limits: c.rateLimits()})
+	if err != nil {
+		return ratelimit.Applied{}, err
+	}
+	a := l.For(caller, key)
+	a.Backend = orString(c.Limits.Backend, "local")
+	return a, nil
+}

@@ -97,6 +97,11 @@ ro = ["GET /api/v2/**"]
 	if k := lim.ForKey("k"); k.Rate != 100 || k.Burst != 7 {
 		t.Fatalf("key k: %+v", k)
 	}
+	// What scgate explain shows: the limits as applied, default burst filled in.
+	a, err := cfg.limitsFor("svc", "k")
+	if err != nil || a.Caller.Burst != 2 || a.Key.Burst != 7 || a.Backend != "local" {
+		t.Fatalf("limitsFor: %+v, %v", a, err)
+	}
 	code, out, errOut := run(t, "check", "--config", p)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
