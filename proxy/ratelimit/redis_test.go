@@ -202,3 +202,25 @@ func TestRedisOptionsValidation(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecideRedis is one decision through a real local redis-server:
+// one script round trip per request.
+func BenchmarkDecideRedis(b *testing.B) {
+	srv := redistest.Start(b)
+	rb, err := NewRedis(RedisOptions{Addr: srv.Addr, FallbackShare: 1, Timeout: 2 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rb.Close()
+	l, err := New(Options{Limits: Limits{Caller: CallerLimits{Bucket: Bucket{Rate: 1e6, Burst: 1000}}, Key: Bucket{Rate: 1e6, Burst: 1000}}, Backend: rb})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := l.Decide(ctx, "caller", "key"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
