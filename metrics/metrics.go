@@ -34,6 +34,7 @@ type Metrics struct {
 	VaultReloads     *prometheus.CounterVec // result
 	VaultLastSuccess prometheus.Gauge
 	TLSCertExpiry    *prometheus.GaugeVec // name
+	RateLimitBackend prometheus.Gauge     // 1: the configured limit backend is in use
 	keySource        atomic.Pointer[func() []KeyState]
 	keyExpiryDesc    *prometheus.Desc
 	keyActiveDesc    *prometheus.Desc
@@ -86,6 +87,10 @@ func New() *Metrics {
 			Name: "scgate_tls_cert_expiry_timestamp_seconds",
 			Help: "Unix time at which a served certificate (or the client CA) expires, by name.",
 		}, []string{"name"}),
+		RateLimitBackend: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scgate_ratelimit_backend_up",
+			Help: "1 while the configured rate-limit backend is in use; 0 while a Redis backend is unreachable and this replica limits alone with its share.",
+		}),
 		keyExpiryDesc: prometheus.NewDesc("scgate_key_expiry_timestamp_seconds",
 			"Unix time at which a key version expires (versions with an expiry only).", []string{"key", "prefix"}, nil),
 		keyActiveDesc: prometheus.NewDesc("scgate_key_active",
@@ -99,6 +104,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Requests, m.RequestDuration, m.UpstreamDuration, m.Inflight, m.RateLimited,
 		m.GatewayErrors, m.KeyRejections, m.VaultReloads, m.VaultLastSuccess, m.TLSCertExpiry,
+		m.RateLimitBackend,
 		keyCollector{m},
 	)
 	return m

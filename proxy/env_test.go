@@ -88,7 +88,9 @@ type envOptions struct {
 	upstream  http.Handler // default: a stand-in accepting keyAdmin and keyReader
 	vault     proxy.VaultSource
 	limiter   *ratelimit.Limiter
+	policy    proxy.PolicySource
 	transport proxy.TransportOptions
+	rt        http.RoundTripper // replaces the transport built from transport
 	maxBody   int64
 	logger    *zap.Logger
 	tlsUp     bool // serve the upstream over TLS with HTTP/2
@@ -134,9 +136,13 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.identity == nil {
 		o.identity = headerIdentity{}
 	}
+	var rt http.RoundTripper = transport
+	if o.rt != nil {
+		rt = o.rt
+	}
 	h, err := proxy.New(proxy.Options{
-		Upstream: u, Transport: transport, Identity: o.identity, Vault: o.vault,
-		Limiter: o.limiter, Metrics: e.metrics, MaxBodyBytes: o.maxBody, Logger: o.logger,
+		Upstream: u, Transport: rt, Identity: o.identity, Vault: o.vault,
+		Limiter: o.limiter, Policy: o.policy, Metrics: e.metrics, MaxBodyBytes: o.maxBody, Logger: o.logger,
 		Rejections: o.rejections, ReplayBodyBytes: o.replayBody,
 		TrustedProxies: o.proxies, ProxyHeaders: o.proxyHeaders, StripBearer: o.stripBearer,
 	})

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math"
 	"net"
 	"net/http"
 	"strconv"
-	"time"
+
+	"github.com/scgate/scgate/proxy/ratelimit"
 )
 
 // Error codes of design.md §5 (contract).
@@ -36,10 +36,8 @@ type gatewayError struct {
 	msg    string
 	cause  error // logged, never sent
 
-	// For rate_limited only.
-	retryAfter time.Duration
-	limit      int
-	window     time.Duration
+	// For rate_limited only: the limiter's decision, for the headers.
+	rl *ratelimit.Decision
 }
 
 func (e *gatewayError) Error() string {
@@ -79,13 +77,9 @@ func (h *Handler) writeError(w http.ResponseWriter, st *state, e *gatewayError) 
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Scgate-Error", e.code)
 	hdr.Set("X-Request-Id", st.id)
-	if e.code == CodeRateLimited {
-		secs := int(math.Ceil(e.retryAfter.Seconds()))
-		secs = max(secs, 1)
-		hdr.Set("Retry-After", strconv.Itoa(secs))
-		window := max(int(math.Ceil(e.window.Seconds())), 1)
-		hdr.Set("RateLimit-Policy", `"caller";q=`+strconv.Itoa(e.limit)+";w="+strconv.Itoa(window))
-		hdr.Set("RateLimit", `"caller";r=0;t=`+strconv.Itoa(secs))
+	if e.rl != nil {
+		hdr.Set("Retry-After", strconv.Itoa(e.rl.RetryAfterSeconds()))
+		setRateLimitHeaders(hdr, e.rl)
 	}
 	body, _ := json.Marshal(errorBody{Error: e.code, Message: e.msg, RequestID: st.id})
 	body = append(body, '\n')

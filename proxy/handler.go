@@ -39,8 +39,14 @@ type Options struct {
 	Identity identity.Resolver
 	// Vault gives the key snapshot a request works on.
 	Vault VaultSource
-	// Limiter limits each caller; nil means no limit.
+	// Limiter limits each caller and key; nil means no limit.
 	Limiter *ratelimit.Limiter
+	// Policy gives the route allow-lists; nil (or a nil *policy.Policy)
+	// allows every route.
+	Policy PolicySource
+	// MaxUpstreamPause caps how long an upstream 429 or 503's Retry-After
+	// pauses a key (default 5m).
+	MaxUpstreamPause time.Duration
 	// Metrics records the request metrics; nil records nothing.
 	Metrics *metrics.Metrics
 	// Logger writes the access log and errors; nil discards them.
@@ -86,6 +92,8 @@ type Handler struct {
 	identity     identity.Resolver
 	vault        VaultSource
 	limiter      *ratelimit.Limiter
+	policy       PolicySource
+	maxPause     time.Duration
 	metrics      *metrics.Metrics
 	log          *zap.Logger
 	now          func() time.Time
@@ -115,6 +123,8 @@ func New(opts Options) (*Handler, error) {
 		identity:     opts.Identity,
 		vault:        opts.Vault,
 		limiter:      opts.Limiter,
+		policy:       opts.Policy,
+		maxPause:     opts.MaxUpstreamPause,
 		metrics:      opts.Metrics,
 		log:          opts.Logger,
 		now:          opts.Now,
@@ -147,6 +157,9 @@ func New(opts Options) (*Handler, error) {
 		}
 		h.rejections = rej
 	}
+	if h.maxPause <= 0 {
+		h.maxPause = 5 * time.Minute
+	}
 	transport := opts.Transport
 	if transport == nil {
 		transport = NewTransport(TransportOptions{})
@@ -156,8 +169,10 @@ func New(opts Options) (*Handler, error) {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	h.rp = &httputil.ReverseProxy{
-		Rewrite:        h.rewrite,
-		Transport:      &failover{base: transport, h: h},
+		Rewrite: h.rewrite,
+		// The connection-error retry sits inside the 403 failover, so a
+		// request retried with a standby key is not also repeated on errors.
+		Transport:      &failover{base: retryTransport{transport}, h: h},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
 		BufferPool:     newBufferPool(),
@@ -190,6 +205,9 @@ type state struct {
 	caller         string // "" until identified
 	known          bool   // caller is in the vault: only then is it a metric label
 	route          string
+	path           string // the normalised path (policy.Normalize)
+	keyName        string // the caller's vault key, for the key's limits
+	admission      ratelimit.Admission
 	version        *keyvault.Version
 	status         int
 	upstreamStatus int
@@ -227,6 +245,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	if e := checkRequest(r); e != nil {
 		return e
 	}
+	if e := checkPath(r, st); e != nil {
+		return e
+	}
 	h.strip.inbound(r)
 
 	caller, err := h.identity.Resolve(r)
@@ -237,21 +258,21 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	st.caller = caller
 
 	vault := h.vault.Current()
-	if _, ok := vault.KeyOf(caller); !ok {
+	key, ok := vault.KeyOf(caller)
+	if !ok {
 		return newError(CodeForbidden, http.StatusForbidden,
 			"caller "+quote(caller)+" has no key in the vault; ask the gateway's operators to add it under [callers]", nil)
 	}
 	st.known = true
+	st.keyName = key.Name
 
-	if d := h.limiter.Allow(caller); !d.Allowed {
-		if h.metrics != nil {
-			h.metrics.RateLimited.WithLabelValues(caller, "caller").Inc()
-		}
-		e := newError(CodeRateLimited, http.StatusTooManyRequests,
-			"caller "+quote(caller)+" is over its request rate; retry after the number of seconds in Retry-After", nil)
-		e.retryAfter, e.limit, e.window = d.RetryAfter, d.Limit, d.Window
+	if e := h.authorise(r, st); e != nil {
 		return e
 	}
+	if e := h.limit(r.Context(), st); e != nil {
+		return e
+	}
+	defer st.admission.Release()
 
 	v, err := vault.SelectAvoiding(caller, h.now(), h.rejections)
 	if err != nil {
@@ -296,6 +317,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(h.upstream)
 	out := pr.Out
 	h.strip.outbound(out.Header)
+	preventReplay(out)
 	out.Header["SC-API-KEY"] = []string{st.version.Secret.Value()}
 	out.Header.Set("X-Request-Id", st.id)
 	// Request trailers could smuggle a second key after the body; the API uses none.

@@ -214,7 +214,7 @@ func TestBodyOverLimitIs413(t *testing.T) {
 }
 
 func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
-	lim, err := ratelimit.New(ratelimit.Options{Rate: 0.5, Burst: 2})
+	lim, err := ratelimit.New(ratelimit.Options{Limits: ratelimit.Limits{Caller: ratelimit.CallerLimits{Bucket: ratelimit.Bucket{Rate: 0.5, Burst: 2}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,8 +229,8 @@ func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 	if ra := resp.Header.Get("Retry-After"); ra != "2" {
 		t.Fatalf("Retry-After = %q, want 2 (one token at 0.5/s)", ra)
 	}
-	if resp.Header.Get("RateLimit-Policy") == "" || resp.Header.Get("RateLimit") == "" {
-		t.Fatal("RateLimit-Policy / RateLimit headers missing")
+	if resp.Header.Get("RateLimit-Policy") != `"caller";q=2;w=4` || resp.Header.Get("RateLimit") != `"caller";r=0;t=2` {
+		t.Fatalf("RateLimit-Policy %q, RateLimit %q", resp.Header.Get("RateLimit-Policy"), resp.Header.Get("RateLimit"))
 	}
 	// The other caller has its own bucket.
 	if resp, _ := e.do("GET", "/api/v2/history/", "reader", nil, nil); resp.StatusCode != http.StatusOK {

@@ -28,6 +28,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		}
 	}
 	resp.Header.Set("X-Request-Id", st.id)
+	h.afterUpstream(resp, st)
 	if loc := resp.Header.Get("Location"); loc != "" {
 		if rel, ok := h.relativeToUpstream(loc); ok {
 			resp.Header.Set("Location", rel)

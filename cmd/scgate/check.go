@@ -53,6 +53,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "warning: %s:%d: %s\n", w.File, w.Line, w.Message)
 	}
+	if err := checkLimits(cfg, v, stderr); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "config %s: ok\nvault %s: ok (%d callers, %d keys)\n\n", cfg.path, cfg.Vault.File, len(v.Callers()), len(v.Keys()))
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CALLER\tKEY\tPREFIX\tSTATE\tEXPIRES")

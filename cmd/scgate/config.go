@@ -26,6 +26,7 @@ type Config struct {
 	Vault    VaultConfig    `toml:"vault"`
 	Identity IdentityConfig `toml:"identity"`
 	Limits   LimitsConfig   `toml:"limits"`
+	Policy   PolicyConfig   `toml:"policy"`
 	Log      LogConfig      `toml:"log"`
 	Rotation RotationConfig `toml:"rotation"` // config_rotation.go
 
@@ -99,12 +100,6 @@ type IdentityConfig struct {
 type MTLSConfig struct {
 	Source       string   `toml:"source"`
 	TrustDomains []string `toml:"trust_domains"`
-}
-
-// LimitsConfig is the per-caller token bucket.
-type LimitsConfig struct {
-	Rate  float64 `toml:"rate"`
-	Burst int     `toml:"burst"`
 }
 
 // LogConfig configures zap.
@@ -289,9 +284,8 @@ func (c *Config) validate() error {
 	errs = append(errs, c.validateIdentity()...)
 	errs = append(errs, c.validateRotation()...)
 	errs = append(errs, c.validateCentral()...)
-	if c.Limits.Rate < 0 || c.Limits.Burst < 0 {
-		add(c.problem("rate and burst must be >= 0 (0 rate disables the limit)", "limits"))
-	}
+	errs = append(errs, c.validateLimits()...)
+	errs = append(errs, c.validatePolicy()...)
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		add(c.problem(fmt.Sprintf("%q: use debug, info, warn or error", c.Log.Level), "log", "level"))
 	}

@@ -31,6 +31,7 @@ const (
 	demoAddrReporter = "127.0.0.2" // reporting, which has no key in the vault
 	demoAddrStranger = "127.0.0.3" // nobody: no identity
 	demoAddrArchiver = "127.0.0.4" // archiver, whose key has only an expired version
+	demoAddrStats    = "127.0.0.5" // stats, read-only by route policy and rate-limited hard
 )
 
 var demoVault = template.Must(template.New("vault").Parse(`# scgate demo vault: FAKE keys, accepted only by the stand-in broadcaster.
@@ -38,6 +39,7 @@ var demoVault = template.Must(template.New("vault").Parse(`# scgate demo vault: 
 [callers]
 "playlist-sync" = "playlist-admin"
 "archiver" = "archive"
+"stats" = "playlist-admin"
 
 [[keys.playlist-admin]]
 secret = "{{.Admin}}"
@@ -76,10 +78,22 @@ order = ["cidr"]
 "127.0.0.1/32" = "playlist-sync"
 "127.0.0.2/32" = "reporting"
 "127.0.0.4/32" = "archiver"
+"127.0.0.5/32" = "stats"
 
 [limits]
 rate = 50.0
 burst = 100
+
+# stats may send 2 requests at once, then one every 10 seconds.
+[limits.callers."stats"]
+rate = 0.1
+burst = 2
+
+# stats may only read; playlist-sync has no rule set, so it may call everything.
+[policy.sets]
+readonly = ["GET /api/v2/**"]
+[policy.callers]
+"stats" = "readonly"
 
 [log]
 format = "console"
@@ -195,9 +209,11 @@ Try:
   curl -s -X POST -H 'Content-Type: application/json' -d '{"name":"Morning","is_random":true,"server":1}' %[1]s/api/v2/playlists/
   curl -s '%[1]s/api/v2/history/?limit=2&server=1'     # "next" points back at scgate
   curl -si --interface %[2]s %[1]s/api/v2/history/     # a caller with no identity: 401
+  curl -si --interface %[5]s -X POST %[1]s/api/v2/playlists/   # stats may only read: 403
+  for i in 1 2 3; do curl -si --interface %[5]s %[1]s/api/v2/history/ | head -1; done   # 3rd: 429
   curl -s %[3]s/metrics | grep ^scgate_
 
 Edit the vault while it runs (applied within a second): %[4]s
 Ctrl-C stops.
-`, base, demoAddrStranger, admin, vault)
+`, base, demoAddrStranger, admin, vault, demoAddrStats)
 }

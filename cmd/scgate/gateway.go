@@ -24,27 +24,34 @@ import (
 	"github.com/scgate/scgate/metrics"
 	"github.com/scgate/scgate/proxy"
 	"github.com/scgate/scgate/proxy/identity"
+	"github.com/scgate/scgate/proxy/policy"
 	"github.com/scgate/scgate/proxy/ratelimit"
 	"github.com/scgate/scgate/proxy/tlsconf"
 )
 
 // gateway is one running scgate: everything built from a Config.
 type gateway struct {
-	cfg       *Config
-	log       *zap.Logger
-	metrics   *metrics.Metrics
-	vault     *keyvault.Watcher
-	limiter   *ratelimit.Limiter
-	rotation  rotation           // rejections and expiry warnings (rotation.go)
-	certs     *tlsconf.Files     // tls = "files"
-	clientCAs *tlsconf.ClientCAs // mTLS
-	acme      *tlsconf.ACME      // tls = "acme"; see acme.go
-	challenge *proxy.Server      // the HTTP-01 listener, with acme
-	certReady atomic.Bool        // acme: every domain has a certificate
-	server    *proxy.Server
-	admin     *proxy.Server
-	ready     atomic.Bool
-	draining  atomic.Bool
+	cfg      *Config
+	log      *zap.Logger
+	metrics  *metrics.Metrics
+	vault    *keyvault.Watcher
+	limiter  *ratelimit.Limiter
+	redis    *ratelimit.Redis // backend = "redis" only
+	policy   *policy.Holder
+	rotation rotation // rejections and expiry warnings (rotation.go)
+	// liveLimits and livePolicy are the [limits] and [policy] in force, for
+	// SIGHUP to tell what changed.
+	liveLimits ratelimit.Limits
+	livePolicy PolicyConfig
+	certs      *tlsconf.Files     // tls = "files"
+	clientCAs  *tlsconf.ClientCAs // mTLS
+	acme       *tlsconf.ACME      // tls = "acme"; see acme.go
+	challenge  *proxy.Server      // the HTTP-01 listener, with acme
+	certReady  atomic.Bool        // acme: every domain has a certificate
+	server     *proxy.Server
+	admin      *proxy.Server
+	ready      atomic.Bool
+	draining   atomic.Bool
 }
 
 func newLogger(c LogConfig, w io.Writer) (*zap.Logger, error) {
@@ -66,10 +73,16 @@ func newLogger(c LogConfig, w io.Writer) (*zap.Logger, error) {
 
 // newGateway loads everything the config names and binds the listeners. Any
 // failure leaves nothing running.
-func newGateway(cfg *Config, logger *zap.Logger) (g *gateway, err error) {
-	g = &gateway{cfg: cfg, log: logger, metrics: metrics.New()}
-	g.limiter, err = ratelimit.New(ratelimit.Options{Rate: cfg.Limits.Rate, Burst: cfg.Limits.Burst})
-	if err != nil {
+func newGateway(cfg *Config, logger *zap.Logger) (_ *gateway, err error) {
+	// g is not the named result: "return nil, err" must not hide it from the
+	// cleanups deferred below.
+	g := &gateway{cfg: cfg, log: logger, metrics: metrics.New(), liveLimits: cfg.rateLimits(), livePolicy: cfg.Policy}
+	defer func() {
+		if err != nil && g.redis != nil {
+			_ = g.redis.Close()
+		}
+	}()
+	if err := g.buildLimits(); err != nil {
 		return nil, err
 	}
 	g.rotation, err = newRotation(cfg, logger)
@@ -180,7 +193,8 @@ func (g *gateway) newHandler() (*proxy.Handler, error) {
 	}
 	return proxy.New(proxy.Options{
 		Upstream: upstream, Transport: transport, Identity: resolver, Vault: g.vault,
-		Limiter: g.limiter, Metrics: g.metrics, Logger: g.log.Named("access"),
+		Limiter: g.limiter, Policy: g.policy, MaxUpstreamPause: cfg.maxUpstreamPause(),
+		Metrics: g.metrics, Logger: g.log.Named("access"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, PublicURL: public,
 		Rejections: g.rotation.rejections, ReplayBodyBytes: cfg.Rotation.replayBodyBytes(),
 		TrustedProxies: proxies, ProxyHeaders: proxyHeaders, StripBearer: cfg.Identity.JWT.set(),
@@ -307,7 +321,8 @@ func (g *gateway) vaultReloaded(v *keyvault.Vault, _ []keyvault.Warning, err err
 	}
 	g.metrics.VaultReloads.WithLabelValues("success").Inc()
 	g.metrics.VaultLastSuccess.SetToCurrentTime()
-	g.limiter.Forget(func(caller string) bool { _, ok := v.KeyOf(caller); return ok })
+	g.limiter.Forget(func(caller string) bool { _, ok := v.KeyOf(caller); return ok },
+		func(key string) bool { return v.Key(key) != nil })
 	g.rotation.expiry.Check(v)
 }
 
@@ -355,6 +370,7 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 	}
 	watch("vault", g.vault.Run)
 	watch("expiry", func(ctx context.Context) error { return g.rotation.expiry.Run(ctx, g.vault.Current) })
+	watch("ratelimit-redis", g.runRedisProbe)
 	if g.certs != nil {
 		watch("certificate", g.certs.Run)
 	}
@@ -392,6 +408,9 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 	if g.acme != nil {
 		g.acme.Stop()
 	}
+	if g.redis != nil {
+		_ = g.redis.Close()
+	}
 	if cause := context.Cause(runCtx); err == nil && ctx.Err() == nil && cause != nil {
 		err = cause // a failure that stopped the gateway, not a signal
 	}
@@ -416,16 +435,18 @@ func (g *gateway) reload() {
 		}
 	}
 	cfg, err := loadConfig(g.cfg.path)
-	switch {
-	case err != nil:
+	if err != nil {
 		g.log.Error("config file is now invalid; the running config is unchanged", zap.Error(err))
-	case !sameConfig(cfg, g.cfg):
-		g.log.Warn("config file changed: vault and certificates were reloaded; restart scgate to apply the other settings")
+		return
+	}
+	g.reloadLimits(cfg)
+	if !sameConfig(cfg, g.cfg) {
+		g.log.Warn("config file changed: vault, certificates, limits and route policy were reloaded; restart scgate to apply the other settings")
 	}
 }
 
 func sameConfig(a, b *Config) bool {
-	x, y := *a, *b
+	x, y := withoutLiveSettings(*a), withoutLiveSettings(*b)
 	x.lines, y.lines = nil, nil
 	return reflect.DeepEqual(x, y)
 }

@@ -30,7 +30,7 @@ func TestDemoSelftest(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("selftest exit %d\n%s\n%s", code, out, errOut)
 	}
-	if !strings.Contains(out, "7 passed, 0 failed") {
+	if !strings.Contains(out, "9 passed, 0 failed") {
 		t.Fatalf("selftest output:\n%s", out)
 	}
 	for _, k := range []string{demoKeyAdmin, demoKeyRotated, demoKeyExpired} {

@@ -38,6 +38,8 @@ var steps = []step{
 	{"an unknown caller gets 401 unauthenticated", stepUnknown},
 	{"a caller whose key has only expired versions gets 503 no_valid_key", stepExpired},
 	{"live rotation: a new version is used within a second, then the old key is revoked", stepRotate},
+	{"a read-only caller gets 403 forbidden for a POST outside its rule set", stepForbiddenRoute},
+	{"a caller over its rate gets 429 rate_limited with Retry-After and RateLimit headers", stepRateLimited},
 }
 
 func runSelftest(ctx context.Context, w io.Writer, t tour) error {
@@ -235,4 +237,49 @@ func stepRotate(ctx context.Context, t tour) error {
 		return fmt.Errorf("after revoking the old key: %w", err)
 	}
 	return expectKey(t.standin, demoKeyRotated)
+}
+
+func stepForbiddenRoute(ctx context.Context, t tour) error {
+	before := len(t.standin.Requests())
+	r, err := call(ctx, demoAddrStats, "POST", t.base+"/api/v2/playlists/", `{"name":"Nope","is_random":true,"server":1}`)
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.status != http.StatusForbidden || r.header.Get("Scgate-Error") != "forbidden":
+		return fmt.Errorf("status %d, Scgate-Error %q: %s", r.status, r.header.Get("Scgate-Error"), r.body)
+	case !strings.Contains(string(r.body), `\"readonly\"`):
+		return fmt.Errorf("the error does not name the rule set: %s", r.body)
+	case len(t.standin.Requests()) != before:
+		return errors.New("the forbidden request reached the stand-in")
+	}
+	return nil
+}
+
+func stepRateLimited(ctx context.Context, t tour) error {
+	// stats has a burst of 2 at one request per 10 seconds: the third is refused.
+	for i := range 2 {
+		r, err := call(ctx, demoAddrStats, "GET", t.base+"/api/v2/history/?limit=1&server=1", "")
+		if err != nil {
+			return err
+		}
+		if r.status != http.StatusOK || r.header.Get("RateLimit") == "" {
+			return fmt.Errorf("request %d: status %d, RateLimit %q", i+1, r.status, r.header.Get("RateLimit"))
+		}
+	}
+	before := len(t.standin.Requests())
+	r, err := call(ctx, demoAddrStats, "GET", t.base+"/api/v2/history/?limit=1&server=1", "")
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.status != http.StatusTooManyRequests || r.header.Get("Scgate-Error") != "rate_limited":
+		return fmt.Errorf("3rd request: status %d: %s", r.status, r.body)
+	case r.header.Get("Retry-After") != "10" || r.header.Get("RateLimit-Policy") != `"caller";q=2;w=20`:
+		return fmt.Errorf("Retry-After %q, RateLimit-Policy %q; want 10 and \"caller\";q=2;w=20",
+			r.header.Get("Retry-After"), r.header.Get("RateLimit-Policy"))
+	case len(t.standin.Requests()) != before:
+		return errors.New("the refused request reached the stand-in")
+	}
+	return nil
 }

@@ -1,6 +1,20 @@
-// Package ratelimit decides whether a caller may send one more request now.
+// Package ratelimit decides whether a caller's request may go to the
+// broadcaster now, so that one runaway caller cannot exhaust what the
+// broadcaster account will take.
 //
-// This first version keeps one token bucket (golang.org/x/time/rate) per caller
-// in the process. The bucket set is bounded by the vault: the proxy only asks
-// about callers that the vault knows, so a stranger cannot grow it.
+// Each request takes a token from two buckets: the caller's own and the one
+// shared by every caller of the same broadcaster key. A caller may also have a
+// concurrency cap. A refused request either fails at once (mode Reject) or
+// queues for up to its MaxWait (mode Wait). When the broadcaster itself
+// answers 429, the key's bucket pauses.
+//
+// The buckets live in a Backend: Local keeps them in the process
+// (golang.org/x/time/rate); Redis shares them between the replicas of a fleet
+// (GCRA in one Lua script per request) and falls back to local buckets with
+// the replica's share of the limits while Redis cannot be reached. The
+// Limiter reads its clock from Options.Now, so tests drive it without sleeping.
+//
+// Buckets are created only for the callers and keys the gateway asks about,
+// which are those in the vault, and Forget drops the ones a vault reload
+// removed; memory stays bounded by the vault.
 package ratelimit
