@@ -35,6 +35,9 @@ Usage:
                                   list every key version: prefix, bounds, state, callers
   scgate keys verify --config FILE [--path P] [--json]
                                   ask the broadcaster whether it accepts each key version
+  scgate explain --config FILE --caller ID --method M --path P [--json]
+                                  which key, limits and route rule a request would get,
+                                  without calling the broadcaster (exit 1 if refused)
   scgate vault encrypt --recipient AGE1... --in FILE --out FILE [--armor]
   scgate vault decrypt --identity FILE --in FILE --out FILE
                                   encrypt or decrypt a vault with age
@@ -88,6 +91,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdCheck(rest, stdout, stderr)
 	case "keys":
 		return cmdKeys(ctx, rest, stdout, stderr)
+	case "explain":
+		return cmdExplain(rest, stdout, stderr)
 	case "vault":
 		return cmdVault(rest, stdout, stderr)
 	case "demo":

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/scgate/scgate/proxy/policy"
+	"github.com/scgate/scgate/proxy/ratelimit"
+)
+
+// explanation is what `scgate explain` reports: the gateway's stages for one
+// request, decided from the config and vault alone, without the upstream.
+type explanation struct {
+	Caller  string `json:"caller"`
+	Method  string `json:"method"`
+	Path    string `json:"path"`
+	Verdict string `json:"verdict"` // "forwarded", or the gateway error code
+	Status  int    `json:"status"`  // the status the caller would get from scgate; 0 when forwarded
+	Reason  string `json:"reason,omitempty"`
+
+	Key       string `json:"key,omitempty"`
+	KeyPrefix string `json:"key_prefix,omitempty"`
+	KeyState  string `json:"key_state,omitempty"`
+	Expires   string `json:"expires,omitempty"`
+
+	RuleSet string `json:"rule_set"` // "" when the caller has no allow-list (everything allowed)
+	Rule    string `json:"rule,omitempty"`
+
+	Limits *explainedLimits `json:"limits,omitempty"`
+}
+
+type explainedLimits struct {
+	Backend        string  `json:"backend"`
+	CallerRate     float64 `json:"caller_rate"` // requests per second; 0: no limit
+	CallerBurst    int     `json:"caller_burst"`
+	Concurrency    int     `json:"concurrency"` // 0: no cap
+	Mode           string  `json:"mode"`
+	MaxWait        string  `json:"max_wait,omitempty"`
+	KeyRate        float64 `json:"key_rate"` // shared by every caller of the key; 0: no limit
+	KeyBurst       int     `json:"key_burst"`
+	SharedByCaller int     `json:"key_callers"`
+}
+
+// cmdExplain answers "why does scgate refuse me?" without calling the
+// upstream: which key the request would carry, which limits apply, and
+// whether the route is allowed and by which rule. Exit 0 when the request
+// would be forwarded, 1 when scgate would refuse it.
+func cmdExplain(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("explain", stderr)
+	caller := fs.String("caller", "", "the caller's identity, as the resolvers produce it (required)")
+	method := fs.String("method", "GET", "the request method")
+	path := fs.String("path", "", "the request path as the caller sends it, e.g. /api/v2/playlists/?server=1 (required)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	cfg, err := parseConfigFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if *caller == "" || *path == "" {
+		return usageError{"--caller and --path are required"}
+	}
+	e, err := explain(cfg, *caller, strings.ToUpper(*method), *path, time.Now())
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(e); err != nil {
+			return err
+		}
+	} else {
+		printExplanation(stdout, e)
+	}
+	if e.Verdict != "forwarded" {
+		return errExplainedRefusal
+	}
+	return nil
+}
+
+// errExplainedRefusal makes explain exit 1 once the refusal has been printed.
+var errExplainedRefusal = errors.New("the request would be refused (see above)")
+
+// explain walks the gateway's stages in their order (design.md §1): path,
+// vault membership, route policy, limits, key version.
+func explain(cfg *Config, caller, method, rawPath string, now time.Time) (*explanation, error) {
+	e := &explanation{Caller: caller, Method: method, Path: rawPath, Verdict: "forwarded"}
+	refuse := func(code string, status int, reason string) *explanation {
+		e.Verdict, e.Status, e.Reason = code, status, reason
+		return e
+	}
+	v, _, err := cfg.loadVault(now)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := cfg.routePolicy()
+	if err != nil {
+		return nil, err
+	}
+	escaped, _, _ := strings.Cut(rawPath, "?")
+	if _, err := policy.Normalize(escaped); err != nil {
+		var pe *policy.PathError
+		if errors.As(err, &pe) {
+			return refuse("bad_request", 400, pe.Reason), nil
+		}
+		return nil, err
+	}
+	k, ok := v.KeyOf(caller)
+	if !ok {
+		return refuse("forbidden", 403, "the caller has no key in the vault ([callers] does not name it)"), nil
+	}
+	e.Key = k.Name
+	d, err := pol.Explain(caller, method, escaped)
+	if err != nil {
+		return nil, err
+	}
+	e.RuleSet = d.Set
+	if d.Rule != nil {
+		e.Rule = d.Rule.String()
+	}
+	limits, err := cfg.limitsFor(caller, k.Name)
+	if err != nil {
+		return nil, err
+	}
+	e.Limits = describeLimits(limits, len(v.CallersOf(k.Name)))
+	if !d.Allowed {
+		return refuse("forbidden", 403, "the route is not in rule set "+strconv.Quote(d.Set)), nil
+	}
+	ver := k.Pick(now, nil)
+	if ver == nil {
+		return refuse("no_valid_key", 503, "key "+strconv.Quote(k.Name)+" has no version valid now"), nil
+	}
+	e.KeyPrefix, e.KeyState, e.Expires = ver.Secret.Prefix(), string(k.State(ver, now)), expiry(ver.Expires)
+	return e, nil
+}
+
+func describeLimits(a ratelimit.Applied, keyCallers int) *explainedLimits {
+	l := &explainedLimits{
+		Backend: a.Backend, CallerRate: a.Caller.Rate, CallerBurst: a.Caller.Burst,
+		Concurrency: a.Caller.Concurrency, Mode: a.Caller.Mode.String(),
+		KeyRate: a.Key.Rate, KeyBurst: a.Key.Burst, SharedByCaller: keyCallers,
+	}
+	if a.Caller.Mode == ratelimit.Wait {
+		l.MaxWait = a.Caller.MaxWait.String()
+	}
+	return l
+}
+
+func printExplanation(w io.Writer, e *explanation) {
+	fmt.Fprintf(w, "request   %s %s from caller %q (identity as given; not resolved)\n", e.Method, e.Path, e.Caller)
+	if e.Key != "" {
+		fmt.Fprintf(w, "vault     caller uses key %q\n", e.Key)
+	}
+	switch {
+	case e.Key == "":
+	case e.RuleSet == "":
+		fmt.Fprintln(w, "route     allowed: the caller has no rule set (every route)")
+	case e.Rule != "":
+		fmt.Fprintf(w, "route     allowed by %q in rule set %q\n", e.Rule, e.RuleSet)
+	default:
+		fmt.Fprintf(w, "route     refused: no rule of set %q matches\n", e.RuleSet)
+	}
+	if l := e.Limits; l != nil {
+		fmt.Fprintf(w, "limits    caller: %s, concurrency %s, mode %s", rateText(l.CallerRate, l.CallerBurst), capText(l.Concurrency), l.Mode)
+		if l.MaxWait != "" {
+			fmt.Fprintf(w, " (max_wait %s)", l.MaxWait)
+		}
+		fmt.Fprintf(w, "\n          key %q: %s, shared by %d caller(s); backend %s\n", e.Key, rateText(l.KeyRate, l.KeyBurst), l.SharedByCaller, l.Backend)
+	}
+	if e.KeyPrefix != "" {
+		fmt.Fprintf(w, "key       version %s (%s, expires %s)\n", e.KeyPrefix, e.KeyState, e.Expires)
+	}
+	if e.Verdict == "forwarded" {
+		fmt.Fprintf(w, "verdict   forwarded with SC-API-KEY of key %q, prefix %s\n", e.Key, e.KeyPrefix)
+		return
+	}
+	fmt.Fprintf(w, "verdict   refused: %d %s: %s\n", e.Status, e.Verdict, e.Reason)
+}
+
+func rateText(rate float64, burst int) string {
+	if rate <= 0 {
+		return "no rate limit"
+	}
+	return fmt.Sprintf("%g req/s, burst %d", rate, burst)
+}
+
+func capText(n int) string {
+	if n <= 0 {
+		return "no cap"
+	}
+	return strconv.Itoa(n)
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const explainVault = `[callers]
+"sync" = "admin"
+"stats" = "readonly"
+"archiver" = "old"
+
+[[keys.admin]]
+secret = "ExplAdm1.FAKEfakeFAKEfakeFAKEfakeFAKEfake"
+
+[[keys.readonly]]
+secret = "ExplRdo1.FAKEfakeFAKEfakeFAKEfakeFAKEfake"
+
+[[keys.old]]
+secret = "ExplOld1.FAKEfakeFAKEfakeFAKEfakeFAKEfake"
+expires = 2020-01-01T00:00:00Z
+`
+
+const explainConfig = `[upstream]
+url = "https://radio.example:1030"
+[vault]
+file = "keys.toml"
+[identity]
+static = "sync"
+[limits]
+rate = 20.0
+burst = 40
+[limits.callers."stats"]
+rate = 2.0
+burst = 2
+mode = "wait"
+max_wait = "3s"
+[policy.sets]
+readonly = ["GET /api/v2/**"]
+[policy.callers]
+"stats" = "readonly"
+`
+
+func TestExplain(t *testing.T) {
+	p := writeConfig(t, explainConfig)
+	if err := os.WriteFile(filepath.Join(filepath.Dir(p), "keys.toml"), []byte(explainVault), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name             string
+		args             []string
+		code             int
+		want, wantAbsent []string
+	}{
+		{"forwarded, no rule set", []string{"--caller", "sync", "--method", "post", "--path", "/api/v2/playlists/"}, 0,
+			[]string{`key "admin"`, "every route", "20 req/s, burst 40", "ExplAdm1", "forwarded"}, nil},
+		{"allowed by a rule", []string{"--caller", "stats", "--path", "/api/v2/history/?limit=1"}, 0,
+			[]string{`allowed by "GET /api/v2/**" in rule set "readonly"`, "2 req/s, burst 2", "mode wait (max_wait 3s)", "ExplRdo1"}, nil},
+		{"route refused", []string{"--caller", "stats", "--method", "POST", "--path", "/api/v2/playlists/"}, 1,
+			[]string{`no rule of set "readonly" matches`, "403 forbidden"}, []string{"ExplRdo1"}},
+		{"not in the vault", []string{"--caller", "stranger", "--path", "/api/v2/history/"}, 1,
+			[]string{"403 forbidden", "no key in the vault"}, nil},
+		{"expired key", []string{"--caller", "archiver", "--path", "/api/v2/history/"}, 1,
+			[]string{"503 no_valid_key"}, nil},
+		{"bad path", []string{"--caller", "sync", "--path", "/api/v2/%2e%2e/admin/"}, 1,
+			[]string{"400 bad_request"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errOut := run(t, append([]string{"explain", "--config", p}, c.args...)...)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, c.code, out, errOut)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range c.wantAbsent {
+				if strings.Contains(out, w) {
+					t.Errorf("output has %q:\n%s", w, out)
+				}
+			}
+			if strings.Contains(out+errOut, "FAKEfake") {
+				t.Fatal("explain printed a secret")
+			}
+		})
+	}
+
+	code, out, _ := run(t, "explain", "--config", p, "--caller", "stats", "--path", "/api/v2/history/", "--json")
+	var e explanation
+	if code != 0 || json.Unmarshal([]byte(out), &e) != nil {
+		t.Fatalf("--json: exit %d, %s", code, out)
+	}
+	if e.Verdict != "forwarded" || e.KeyPrefix != "ExplRdo1" || e.RuleSet != "readonly" || e.Limits == nil || e.Limits.CallerRate != 2 {
+		t.Fatalf("--json: %+v", e)
+	}
+	if code, _, _ := run(t, "explain", "--config", p, "--caller", "sync"); code != exitUsage {
+		t.Fatalf("missing --path: exit %d", code)
+	}
+}
