@@ -30,8 +30,9 @@ const (
 	UID = 65532
 	GID = 65532
 	// ConfigPath is the default config file (SCGATE_CONFIG), where the
-	// manifests mount the ConfigMap.
-	ConfigPath = "/etc/scgate/config.toml"
+	// manifests mount the ConfigMap (a folder of its own: a volume mounted
+	// inside another volume's folder is fragile).
+	ConfigPath = "/etc/scgate/config/config.toml"
 )
 
 // ExposedPorts are the ports the example configs use: the sidecar's loopback
