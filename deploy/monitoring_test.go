@@ -367,12 +367,12 @@ func TestDashboard(t *testing.T) {
 		metricNames(t, q) // parse errors are reported there
 	}
 	for metric, panelType := range map[string]string{
-		"scgate_requests_total":                 "timeseries",
+		"scgate_requests_total":                  "timeseries",
 		"scgate_request_duration_seconds_bucket": "timeseries",
-		"scgate_gateway_errors_total":           "timeseries",
-		"scgate_rate_limited_total":             "timeseries",
-		"scgate_key_expiry_timestamp_seconds":   "table",
-		"scgate_vault_reloads_total":            "timeseries",
+		"scgate_gateway_errors_total":            "timeseries",
+		"scgate_rate_limited_total":              "timeseries",
+		"scgate_key_expiry_timestamp_seconds":    "table",
+		"scgate_vault_reloads_total":             "timeseries",
 	} {
 		if !slices.Contains(shown[metric], panelType) {
 			t.Errorf("no %s panel shows %s", panelType, metric)
