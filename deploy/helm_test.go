@@ -184,7 +184,7 @@ func TestAppChartIncludesTheSidecar(t *testing.T) {
 		Values: map[string]any{"scgate": map[string]any{
 			"mode":     "sidecar",
 			"identity": map[string]any{"static": "stats"},
-			"vault": map[string]any{"create": true, "content": "[callers]\n\"stats\" = \"ro\"\n\n[[keys.ro]]\nsecret = \"Exmpl0r1.FAKEfakeFAKEfakeFAKEfakeFAKEfake\"\n"},
+			"vault":    map[string]any{"create": true, "content": "[callers]\n\"stats\" = \"ro\"\n\n[[keys.ro]]\nsecret = \"Exmpl0r1.FAKEfakeFAKEfakeFAKEfakeFAKEfake\"\n"},
 			"sidecar":  map[string]any{"app": map[string]any{"enabled": false}},
 		}},
 		Templates: []*chart.File{{Name: "templates/deployment.yaml", Data: []byte(`apiVersion: apps/v1
