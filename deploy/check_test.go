@@ -37,7 +37,7 @@ secret = "Test0001.FAKEfakeFAKEfakeFAKEfakeFAKEfake"
 // writes into a Certificate's Secret (ca.crt, tls.crt, tls.key).
 type testPKI struct{ ca, cert, key []byte }
 
-func newTestPKI(t *testing.T, dnsNames ...string) testPKI {
+func newTestPKI(t testing.TB, dnsNames ...string) testPKI {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -78,7 +78,7 @@ func newTestPKI(t *testing.T, dnsNames ...string) testPKI {
 	}
 }
 
-func writeFile(t *testing.T, path string, data []byte) {
+func writeFile(t testing.TB, path string, data []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func writeFile(t *testing.T, path string, data []byte) {
 // stand-in for a Secret that ops create), points the config's file paths
 // into that root, and runs `scgate check` on it: the config in the ConfigMap
 // and the example vault must both be valid.
-func runCheck(t *testing.T, w *workload) {
+func runCheck(t testing.TB, w *workload) {
 	t.Helper()
 	root := t.TempDir()
 	pki := newTestPKI(t)
@@ -184,7 +184,7 @@ func volumeNamed(spec corev1.PodSpec, name string) *corev1.Volume {
 // checkNetworkPolicy: ingress ports are ports of scgate, callers reach the
 // TLS port and Prometheus the admin port; egress allows DNS and the
 // broadcaster's port.
-func checkNetworkPolicy(t *testing.T, w *workload, name string, in []networkingv1.NetworkPolicyIngressRule, out []networkingv1.NetworkPolicyEgressRule) {
+func checkNetworkPolicy(t testing.TB, w *workload, name string, in []networkingv1.NetworkPolicyIngressRule, out []networkingv1.NetworkPolicyEgressRule) {
 	open := map[int32]bool{}
 	for _, r := range in {
 		for _, p := range r.Ports {

@@ -17,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/scgate/scgate/deploy/image"
 )
 
 // graceMargin is the least time the grace period must leave beyond scgate's
@@ -49,7 +51,7 @@ type scgateConfig struct {
 }
 
 // duration reads a config duration; scgate's defaults apply to absent ones.
-func (c *scgateConfig) duration(t *testing.T, s string, def time.Duration) time.Duration {
+func (c *scgateConfig) duration(t testing.TB, s string, def time.Duration) time.Duration {
 	t.Helper()
 	if s == "" {
 		return def
@@ -79,7 +81,7 @@ type workload struct {
 
 // workloads finds every Deployment of b whose pod runs scgate, and checks
 // that there is at least one.
-func workloads(t *testing.T, b *bundle) []*workload {
+func workloads(t testing.TB, b *bundle) []*workload {
 	t.Helper()
 	var out []*workload
 	for _, d := range b.deployments {
@@ -111,7 +113,7 @@ func workloads(t *testing.T, b *bundle) []*workload {
 }
 
 // load reads the config the container is started with from its ConfigMap.
-func (w *workload) load(t *testing.T) {
+func (w *workload) load(t testing.TB) {
 	t.Helper()
 	args := w.scgate.Args
 	i := slices.Index(args, "--config")
@@ -154,7 +156,7 @@ func (w *workload) mountFor(p string) (*corev1.VolumeMount, *corev1.Volume) {
 }
 
 // checkWorkload runs every check on one scgate pod template.
-func checkWorkload(t *testing.T, w *workload) {
+func checkWorkload(t testing.TB, w *workload) {
 	t.Helper()
 	w.load(t)
 	checkSecurity(t, w)
@@ -168,7 +170,7 @@ func checkWorkload(t *testing.T, w *workload) {
 	runCheck(t, w)
 }
 
-func checkSecurity(t *testing.T, w *workload) {
+func checkSecurity(t testing.TB, w *workload) {
 	sc, psc := w.scgate.SecurityContext, w.spec.SecurityContext
 	if sc == nil {
 		t.Errorf("%s: scgate has no securityContext", w.name)
@@ -181,8 +183,8 @@ func checkSecurity(t *testing.T, w *workload) {
 	if !nonRoot {
 		t.Errorf("%s: scgate may run as root (runAsNonRoot is not true)", w.name)
 	}
-	if sc.RunAsUser != nil && *sc.RunAsUser == 0 {
-		t.Errorf("%s: runAsUser 0", w.name)
+	if sc.RunAsUser != nil && *sc.RunAsUser != image.UID {
+		t.Errorf("%s: runAsUser %d, want the image's user %d (the one its /etc/passwd knows)", w.name, *sc.RunAsUser, image.UID)
 	}
 	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
 		t.Errorf("%s: root filesystem is writable", w.name)
@@ -205,7 +207,7 @@ func checkSecurity(t *testing.T, w *workload) {
 	}
 }
 
-func checkResources(t *testing.T, w *workload) {
+func checkResources(t testing.TB, w *workload) {
 	r := w.scgate.Resources
 	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 		if q, ok := r.Requests[name]; !ok || q.IsZero() {
@@ -238,7 +240,7 @@ func (w *workload) portOf(p intstr.IntOrString) (int32, bool) {
 	return 0, false
 }
 
-func listenPort(t *testing.T, what, addr string) int32 {
+func listenPort(t testing.TB, what, addr string) int32 {
 	t.Helper()
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -251,7 +253,7 @@ func listenPort(t *testing.T, what, addr string) int32 {
 	return int32(n)
 }
 
-func checkProbesAndPorts(t *testing.T, w *workload) {
+func checkProbesAndPorts(t testing.TB, w *workload) {
 	admin := listenPort(t, "admin.listen", w.cfg.Admin.Listen)
 	if host, _, _ := net.SplitHostPort(w.cfg.Admin.Listen); host == "127.0.0.1" || host == "localhost" {
 		t.Errorf("%s: admin.listen %s is loopback: the kubelet's probes cannot reach it", w.name, w.cfg.Admin.Listen)
@@ -287,7 +289,7 @@ func checkProbesAndPorts(t *testing.T, w *workload) {
 // checkMounts: every file the config names lies in a volume mounted into the
 // scgate container; Secrets are mounted whole (no subPath: an edit of the
 // Secret would never reach a subPath mount); the vault is a Secret.
-func checkMounts(t *testing.T, w *workload) {
+func checkMounts(t testing.TB, w *workload) {
 	for _, m := range w.scgate.VolumeMounts {
 		if m.SubPath != "" || m.SubPathExpr != "" {
 			t.Errorf("%s: mount %s uses subPath: updates of its volume would not reach scgate", w.name, m.Name)
@@ -328,7 +330,7 @@ func (w *workload) configFiles() map[string]string {
 // checkShutdown: the grace period covers a preStop sleep (if any) plus
 // scgate's shutdown_delay and shutdown_timeout, with a margin. A preStop
 // must not need a shell: the image has none.
-func checkShutdown(t *testing.T, w *workload) {
+func checkShutdown(t testing.TB, w *workload) {
 	delay := w.cfg.duration(t, w.cfg.Server.ShutdownDelay, 5*time.Second)
 	drain := w.cfg.duration(t, w.cfg.Server.ShutdownTimeout, 30*time.Second)
 	var preStop time.Duration
@@ -356,7 +358,7 @@ func checkShutdown(t *testing.T, w *workload) {
 // checkSidecar: a native sidecar (restartPolicy Always) with a startupProbe
 // (the app starts once scgate is ready), on loopback without TLS, and an app
 // told where it is.
-func checkSidecar(t *testing.T, w *workload) {
+func checkSidecar(t testing.TB, w *workload) {
 	if w.scgate.RestartPolicy == nil || *w.scgate.RestartPolicy != corev1.ContainerRestartPolicyAlways {
 		t.Errorf("%s: scgate is an init container without restartPolicy: Always (not a native sidecar)", w.name)
 	}
@@ -382,7 +384,7 @@ func checkSidecar(t *testing.T, w *workload) {
 }
 
 // selects reports whether a label selector picks the pod template.
-func selects(t *testing.T, sel *metav1.LabelSelector, pod map[string]string) bool {
+func selects(t testing.TB, sel *metav1.LabelSelector, pod map[string]string) bool {
 	t.Helper()
 	s, err := metav1.LabelSelectorAsSelector(sel)
 	if err != nil {
@@ -393,7 +395,7 @@ func selects(t *testing.T, sel *metav1.LabelSelector, pod map[string]string) boo
 
 // checkGateway checks the objects around a central gateway Deployment:
 // replicas and spreading, Service, PDB, HPA, NetworkPolicy, Certificate.
-func checkGateway(t *testing.T, w *workload) {
+func checkGateway(t testing.TB, w *workload) {
 	b, d := w.b, w.deploy
 	pod := d.Spec.Template.Labels
 	replicas := int32(1)
