@@ -1,0 +1,170 @@
+// Command scgate-image builds scgate's OCI image from a static binary without
+// a Docker engine or a registry, and verifies a built image.
+//
+//	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=v1.2.3" -o dist/scgate ./cmd/scgate
+//	cd deploy && go run ./cmd/scgate-image build --binary ../dist/scgate --version v1.2.3 --layout ../dist/oci
+//	cd deploy && go run ./cmd/scgate-image verify --layout ../dist/oci
+//
+// Exit codes: 0 success, 1 failure, 2 usage error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"time"
+
+	"github.com/scgate/scgate/deploy/image"
+)
+
+const usage = `Usage:
+  scgate-image build --binary FILE --layout DIR [--tarball FILE] [--version V] [--revision R]
+                     [--created RFC3339|UNIX] [--ca-bundle FILE] [--tag NAME:TAG] [--source URL]
+  scgate-image verify --layout DIR
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var err error
+	switch {
+	case len(args) == 0:
+		err = usageError{"no command given"}
+	case args[0] == "build":
+		err = cmdBuild(args[1:], stdout, stderr)
+	case args[0] == "verify":
+		err = cmdVerify(ctx, args[1:], stdout, stderr)
+	default:
+		err = usageError{fmt.Sprintf("unknown command %q", args[0])}
+	}
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "scgate-image: %s\n\n%s", ue.msg, usage)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "scgate-image: %v\n", err)
+		return 1
+	}
+}
+
+func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}
+
+func cmdBuild(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("scgate-image build", flag.ContinueOnError)
+	binary := fs.String("binary", "", "the static scgate binary (required)")
+	caBundle := fs.String("ca-bundle", "/etc/ssl/certs/ca-certificates.crt", "PEM CA bundle (Debian's ca-certificates)")
+	layoutDir := fs.String("layout", "", "write the image as an OCI layout into this new folder (required)")
+	tarPath := fs.String("tarball", "", "also write a tarball for docker load / podman load")
+	version := fs.String("version", "dev", "version label; must match what the binary prints")
+	revision := fs.String("revision", "unknown", "source revision label (git commit)")
+	source := fs.String("source", "", "source repository URL label")
+	created := fs.String("created", os.Getenv("SOURCE_DATE_EPOCH"), "creation time: RFC 3339 or Unix seconds (default $SOURCE_DATE_EPOCH, else the epoch)")
+	tag := fs.String("tag", "", "image name in the layout and tarball (default scgate:VERSION)")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if *binary == "" || *layoutDir == "" {
+		return usageError{"--binary and --layout are required"}
+	}
+	when, err := parseTime(*created)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if *tag == "" {
+		*tag = "scgate:" + *version
+	}
+	opts, err := image.ReadOptions(*binary, *caBundle, image.Options{
+		Version: *version, Revision: *revision, Source: *source, Created: when,
+	})
+	if err != nil {
+		return err
+	}
+	img, err := image.Build(opts)
+	if err != nil {
+		return err
+	}
+	if err := image.WriteLayout(*layoutDir, *tag, img); err != nil {
+		return err
+	}
+	if *tarPath != "" {
+		if err := image.WriteTarball(*tarPath, *tag, img); err != nil {
+			return err
+		}
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "built %s (%s) into %s\n", *tag, d, *layoutDir)
+	return nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--created %q: give RFC 3339 or Unix seconds", s)
+	}
+	return t, nil
+}
+
+func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("scgate-image verify", flag.ContinueOnError)
+	layoutDir := fs.String("layout", "", "the OCI layout to verify (required)")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if *layoutDir == "" {
+		return usageError{"--layout is required"}
+	}
+	img, err := image.ReadLayout(*layoutDir)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "scgate-image-verify-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	rep, err := image.Verify(ctx, img, work)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *layoutDir, err)
+	}
+	fmt.Fprintf(stdout, "%s: ok\n  digest %s\n  %d layers, %.1f MiB compressed, binary %.1f MiB\n  %s\n",
+		*layoutDir, rep.Digest, rep.Layers, float64(rep.Size)/(1<<20), float64(rep.BinaryBytes)/(1<<20), rep.Version)
+	return nil
+}
