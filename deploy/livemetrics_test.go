@@ -107,7 +107,11 @@ func liveMetricNames(t *testing.T) map[string]bool {
 	writeFile(t, filepath.Join(dir, "tls.crt"), pki.cert)
 	writeFile(t, filepath.Join(dir, "tls.key"), pki.key)
 	writeFile(t, filepath.Join(dir, "ca.crt"), pki.ca)
-	vault := fmt.Sprintf("[callers]\n\"caller-a\" = \"k\"\n\n[[keys.k]]\nsecret = %q\nexpires = 2099-01-01T00:00:00Z\n", standinKey)
+	// caller-c's key is one the stand-in refuses (a revoked key), so the
+	// broadcaster's 403 makes scgate count a key rejection.
+	vault := fmt.Sprintf("[callers]\n\"caller-a\" = \"k\"\n\"caller-c\" = \"revoked\"\n\n"+
+		"[[keys.k]]\nsecret = %q\nexpires = 2099-01-01T00:00:00Z\n\n"+
+		"[[keys.revoked]]\nsecret = \"LiveRev1.FAKEfakeFAKEfakeFAKEfakeFAKEfake\"\n", standinKey)
 	writeFile(t, filepath.Join(dir, "keys.toml"), []byte(vault))
 	cfg := fmt.Sprintf(`[server]
 listen = "127.0.0.1:0"
@@ -134,6 +138,7 @@ order = ["mtls", "cidr"]
 [identity.cidr]
 "127.0.0.1/32" = "caller-a"
 "127.0.0.2/32" = "caller-b"
+"127.0.0.3/32" = "caller-c"
 
 [limits]
 rate = 0.001
@@ -158,16 +163,18 @@ burst = 1
 			TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"},
 		}}
 	}
-	url := "https://" + ready.Listen + "/api/v2/channels/?server=1"
+	base := "https://" + ready.Listen
 	for _, tc := range []struct {
-		from string
-		want int
+		from, path string
+		want       int
 	}{
-		{"127.0.0.1", http.StatusOK},              // caller-a, with its key
-		{"127.0.0.1", http.StatusTooManyRequests}, // caller-a again: burst 1
-		{"127.0.0.2", http.StatusForbidden},       // caller-b: no key in the vault
+		{"127.0.0.1", "/api/v2/channels/?server=1", http.StatusOK},              // caller-a, with its key
+		{"127.0.0.1", "/api/v2/channels/?server=1", http.StatusTooManyRequests}, // caller-a again: burst 1
+		{"127.0.0.2", "/api/v2/channels/?server=1", http.StatusForbidden},       // caller-b: no key in the vault
+		// caller-c: a key-protected read with a key the broadcaster refuses.
+		{"127.0.0.3", "/api/v2/playlists/?server=1", http.StatusForbidden},
 	} {
-		resp, err := client(tc.from).Get(url)
+		resp, err := client(tc.from).Get(base + tc.path)
 		if err != nil {
 			t.Fatal(err)
 		}

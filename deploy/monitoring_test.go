@@ -401,7 +401,8 @@ func TestEveryMetricUsedIsExported(t *testing.T) {
 	live := liveMetricNames(t)
 	readme := readmeMetricNames(t)
 	for _, must := range []string{"scgate_requests_total", "scgate_gateway_errors_total", "scgate_rate_limited_total",
-		"scgate_key_expiry_timestamp_seconds", "scgate_tls_cert_expiry_timestamp_seconds", "process_resident_memory_bytes"} {
+		"scgate_key_expiry_timestamp_seconds", "scgate_tls_cert_expiry_timestamp_seconds", "process_resident_memory_bytes",
+		"scgate_upstream_key_rejections_total"} {
 		if !live[must] {
 			t.Errorf("the live gateway did not export %s: the scenario no longer exercises it", must)
 		}
