@@ -252,19 +252,8 @@ file = "keys.toml"
 [identity]
 static = "svc"
 `, up.URL, skip))
-			c, err := loadConfig(p)
-			if err != nil {
-				t.Fatal(err)
-			}
 			core, logs := observer.New(zapcore.WarnLevel)
-			g, err := newGateway(c, zap.New(core))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- g.run(ctx, nil) }()
-			defer func() { cancel(); <-done }()
+			g, _ := startGatewayWith(t, p, zap.New(core), nil)
 			code, _ := get(t, http.DefaultClient, "http://"+g.server.Addr().String()+"/api/v2/history/")
 			warned := logs.FilterMessageSnippet("dangerously_skip_tls_verify").Len() == 1
 			if skip && (code != http.StatusOK || !warned) {

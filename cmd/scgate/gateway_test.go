@@ -36,17 +36,25 @@ func startGateway(t *testing.T, cfg string) (*gateway, func() error) {
 
 func startGatewayFrom(t *testing.T, path string) (*gateway, func() error) {
 	t.Helper()
+	return startGatewayWith(t, path, zap.NewNop(), nil)
+}
+
+// startGatewayWith runs the gateway of the config at path with logger, and
+// hup as its SIGHUP channel (nil: none), until the test ends or stop is
+// called (like SIGTERM).
+func startGatewayWith(t *testing.T, path string, logger *zap.Logger, hup <-chan os.Signal) (*gateway, func() error) {
+	t.Helper()
 	c, err := loadConfig(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := newGateway(c, zap.NewNop())
+	g, err := newGateway(c, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- g.run(ctx, nil) }()
+	go func() { done <- g.run(ctx, hup) }()
 	waitUntil(t, "readiness", func() bool { return g.readiness() == nil })
 	stopped := false
 	stop := func() error {
@@ -247,19 +255,8 @@ file = "keys.toml"
 [identity]
 static = "svc"
 `, up.URL))
-	c, err := loadConfig(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := newGateway(c, zap.New(core))
-	if err != nil {
-		t.Fatal(err)
-	}
 	hup := make(chan os.Signal, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.run(ctx, hup) }()
-	defer func() { cancel(); <-done }()
+	g, _ := startGatewayWith(t, p, zap.New(core), hup)
 
 	req, _ := http.NewRequest("GET", "http://"+g.server.Addr().String()+"/api/v2/history/", nil)
 	req.Header.Set("X-Big", strings.Repeat("x", 8192))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"math"
@@ -137,19 +136,8 @@ rate = 0.01
 burst = 2
 `, up.URL)
 	p := writeConfig(t, cfgText)
-	c, err := loadConfig(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := newGateway(c, zap.New(core))
-	if err != nil {
-		t.Fatal(err)
-	}
 	hup := make(chan os.Signal, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.run(ctx, hup) }()
-	defer func() { cancel(); <-done }()
+	g, _ := startGatewayWith(t, p, zap.New(core), hup)
 	base := "http://" + g.server.Addr().String()
 	for i, want := range []int{200, 200, 429} {
 		if code, body := get(t, http.DefaultClient, base+"/api/v2/history/"); code != want {

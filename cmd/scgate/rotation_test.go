@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -38,20 +37,8 @@ secret = "` + keyRevoked + `"
 not_before = 2020-01-01T00:00:00Z
 `
 	p := writeSetup(t, up.URL, "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_delay = \"0s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[rotation]\nrejection_cooldown = \"1h\"\n", vault)
-	c, err := loadConfig(p)
-	if err != nil {
-		t.Fatal(err)
-	}
 	core, logs := observer.New(zapcore.InfoLevel)
-	g, err := newGateway(c, zap.New(core))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.run(ctx, nil) }()
-	defer func() { cancel(); <-done }()
-	waitUntil(t, "readiness", func() bool { return g.readiness() == nil })
+	g, _ := startGatewayWith(t, p, zap.New(core), nil)
 
 	base := "http://" + g.server.Addr().String()
 	for range 3 {
