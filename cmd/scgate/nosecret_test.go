@@ -27,13 +27,13 @@ import (
 // Distinctive fake keys for TestNoSecretAnywhere. Each must show up only in
 // the SC-API-KEY header the upstream receives.
 const (
-	leakActive  = "NoLeakA1.zQ7vActiveSecretPartXk29Lp"   // listed, active, refused by the broadcaster
-	leakStandby = "NoLeakB2.zQ7vStandbySecretPartXk29Lp"  // the standby the gateway fails over to
-	leakExpired = "NoLeakE3.zQ7vExpiredSecretPartXk29Lp"  // only version of a lapsed key
-	leakLimited = "NoLeakL4.zQ7vLimitedSecretPartXk29Lp"  // key of a rate-limited caller
+	leakActive  = "NoLeakA1.zQ7vActiveSecretPartXk29Lp"    // listed, active, refused by the broadcaster
+	leakStandby = "NoLeakB2.zQ7vStandbySecretPartXk29Lp"   // the standby the gateway fails over to
+	leakExpired = "NoLeakE3.zQ7vExpiredSecretPartXk29Lp"   // only version of a lapsed key
+	leakLimited = "NoLeakL4.zQ7vLimitedSecretPartXk29Lp"   // key of a rate-limited caller
 	leakOpaque  = "opaque-read-only-secret-7f3e9a1c55d04b" // not key-shaped: its prefix is a hash
-	leakRotated = "NoLeakN5.zQ7vRotatedSecretPartXk29Lp"  // svc's new version, added by a reload
-	leakBroken  = "NoLeakX6.zQ7vBrokenSecretPartXk29Lp"   // in a vault refused for a CR/LF
+	leakRotated = "NoLeakN5.zQ7vRotatedSecretPartXk29Lp"   // svc's new version, added by a reload
+	leakBroken  = "NoLeakX6.zQ7vBrokenSecretPartXk29Lp"    // in a vault refused for a CR/LF
 )
 
 var allLeaks = []string{leakActive, leakStandby, leakExpired, leakLimited, leakOpaque, leakRotated, leakBroken}
