@@ -54,9 +54,10 @@ type process struct {
 	done  chan struct{}
 	err   error // Wait's result, once done is closed
 
-	mu    sync.Mutex
-	lines []map[string]any // the JSON log lines
-	raw   strings.Builder  // all of stderr
+	mu          sync.Mutex
+	lines       []map[string]any // the JSON log lines but the access log's
+	raw         strings.Builder  // stderr but the access log
+	accessLines int
 }
 
 // startScgate runs `scgate run --config cfg` and waits until it logs that it
@@ -103,6 +104,14 @@ func (p *process) read(r io.Reader) {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
+		if strings.Contains(line, `"msg":"request"`) {
+			// Access-log lines: counted, not kept, so a long soak does not
+			// pile them up in the test's memory.
+			p.mu.Lock()
+			p.accessLines++
+			p.mu.Unlock()
+			continue
+		}
 		var m map[string]any
 		_ = json.Unmarshal([]byte(line), &m)
 		p.mu.Lock()
