@@ -62,6 +62,13 @@ func (u *wireUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, `{"ok":true}`)
 }
 
+// reset forgets what was recorded (fuzzing would otherwise pile it up).
+func (u *wireUpstream) reset() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.reqs, u.raw = nil, bytes.Buffer{}
+}
+
 func (u *wireUpstream) requests() []seenRequest {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -112,7 +119,7 @@ type attackEnv struct {
 	addr string // the proxy.Listen gateway
 }
 
-func newAttackEnv(t *testing.T, o envOptions, so proxy.ServerOptions) *attackEnv {
+func newAttackEnv(t testing.TB, o envOptions, so proxy.ServerOptions) *attackEnv {
 	t.Helper()
 	up := &wireUpstream{}
 	if o.upstream == nil {

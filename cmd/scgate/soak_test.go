@@ -284,8 +284,8 @@ ro = ["GET /api/v2/**"]
 
 	var report strings.Builder
 	fmt.Fprintf(&report, "soak: %v of mixed load from %d workers (binary built with race detector: %v)\n", elapsed.Round(time.Second), len(workers), raceEnabled)
-	fmt.Fprintf(&report, "requests %d (%.0f/s), failures %d, key rotations %d, SIGHUP reloads %d, access-log lines %d\n",
-		sent.Load(), float64(sent.Load())/elapsed.Seconds(), failed.Load(), rotations, reloads, p.accessLines)
+	fmt.Fprintf(&report, "requests %d (%.0f/s; %d HTTP requests in the gateway's access log, a followed next link being a second one), failures %d, key rotations %d, SIGHUP reloads %d\n",
+		sent.Load(), float64(sent.Load())/elapsed.Seconds(), p.accessLines, failed.Load(), rotations, reloads)
 	fmt.Fprintf(&report, "gateway RSS: start %.1f MiB, after %v warm-up %.1f MiB, end %.1f MiB, peak %.1f MiB\n",
 		first.rss/(1<<20), warmup, warm.rss/(1<<20), end.rss/(1<<20), peak.rss/(1<<20))
 	fmt.Fprintf(&report, "gateway heap in use: after warm-up %.1f MiB, end %.1f MiB\n", warm.heap/(1<<20), end.heap/(1<<20))
