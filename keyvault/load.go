@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"filippo.io/age"
@@ -48,13 +49,24 @@ func (o LoadOptions) withDefaults() LoadOptions {
 	return o
 }
 
-// readFileLimited is os.ReadFile with a size limit.
+// readFileLimited is os.ReadFile with a size limit, for regular files only.
+// Opening a FIFO for reading blocks until something writes to it, which would
+// stall the watcher, every later SIGHUP and the shutdown that waits for them:
+// the file is opened without blocking and anything but a regular file (a
+// FIFO, a device, a directory) is refused.
 func readFileLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("not a regular file (%s)", st.Mode().Type())}
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -262,6 +263,41 @@ func TestEmptyVaultRefused(t *testing.T) {
 		_, _, err := keyvault.Parse("empty.toml", []byte(content), keyvault.LoadOptions{})
 		if err == nil || !strings.Contains(err.Error(), "empty.toml: the vault defines no callers and no keys") {
 			t.Errorf("Parse(%q) = %v", content, err)
+		}
+	}
+}
+
+// TestLoadRefusesWhatIsNotARegularFile: a FIFO in the vault's place (or as
+// a secret_file) must not block the load until someone writes to it (issue
+// 7: it hung the watcher, SIGHUP and shutdown); a directory or a device is
+// refused too, naming the path.
+func TestLoadRefusesWhatIsNotARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withSecretFile := filepath.Join(dir, "keys.toml")
+	if err := os.WriteFile(withSecretFile, []byte("[callers]\n\"a\" = \"k\"\n[[keys.k]]\nsecret_file = \"fifo\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fifo, withSecretFile, dir, "/dev/zero"} {
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := keyvault.Load(path, keyvault.LoadOptions{})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("%s: err = %v, want it refused as not a regular file", path, err)
+			}
+		case <-time.After(10 * time.Second):
+			// Release the blocked open by opening the other end.
+			if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				w.Close()
+			}
+			t.Fatalf("loading %s blocked", path)
 		}
 	}
 }

@@ -69,7 +69,12 @@ func (h *Handler) writeError(w http.ResponseWriter, st *state, e *gatewayError) 
 	}
 	if e.status == statusClientClosed {
 		st.status = statusClientClosed
-		return
+		// Nothing is written, and the response must not look complete: a
+		// caller whose body stopped arriving (the read timeout) ends here
+		// too, and may still be reading. Returning would let the server send
+		// its default empty 200; aborting closes the connection (HTTP/2:
+		// resets the stream) instead. The deferred access log still runs.
+		panic(http.ErrAbortHandler)
 	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")

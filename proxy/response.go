@@ -22,8 +22,9 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		h.metrics.UpstreamDuration.WithLabelValues(st.route).Observe(time.Since(st.start).Seconds())
 	}
 	for k := range resp.Header {
-		// Only scgate may say that an answer is scgate's own.
-		if hasPrefixFold(k, "Scgate-") {
+		// Only scgate may say that an answer is scgate's own (in any
+		// spelling a client could read as Scgate-*).
+		if hasNamePrefix(k, "Scgate-") {
 			delete(resp.Header, k)
 		}
 	}

@@ -42,6 +42,13 @@ func (s stripper) outbound(h http.Header) {
 			delete(h, k)
 		}
 	}
+	// ReverseProxy puts Connection: Upgrade and Upgrade back for a caller
+	// asking to switch protocols (WebSocket, h2c). The API has no such
+	// route, and the tunnel would carry later traffic past the route policy,
+	// the limits and the access log: the broadcaster gets a plain request,
+	// and a 101 answer becomes 502.
+	delete(h, "Connection")
+	delete(h, "Upgrade")
 	if !s.bearer {
 		return
 	}
@@ -69,20 +76,48 @@ func (s stripper) outbound(h http.Header) {
 // isCredential: headers a caller could use to choose its own key or to pass
 // as scgate.
 func isCredential(k string) bool {
-	return strings.EqualFold(k, "Sc-Api-Key") || hasPrefixFold(k, "Scgate-")
+	return sameName(k, "Sc-Api-Key") || hasNamePrefix(k, "Scgate-")
 }
 
 // isForwarding: headers that only a trusted proxy may write.
 func (s stripper) isForwarding(k string) bool {
-	if strings.EqualFold(k, "Forwarded") || hasPrefixFold(k, "X-Forwarded-") {
+	if sameName(k, "Forwarded") || hasNamePrefix(k, "X-Forwarded-") {
 		return true
 	}
 	for _, p := range s.proxyHeaders {
-		if strings.EqualFold(k, p) {
+		if sameName(k, p) {
 			return true
 		}
 	}
 	return false
+}
+
+// sameName compares header names as a WSGI or CGI server does when it turns
+// them into HTTP_* variables (Django, for one): case folded, and "_" read as
+// "-". Otherwise "SC_API_KEY: x" would pass scgate and reach such a
+// broadcaster as the key itself.
+func sameName(k, name string) bool {
+	if len(k) != len(name) {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		a, b := lower(k[i]), lower(name[i])
+		if a != b && !(a == '_' && b == '-') && !(a == '-' && b == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func hasNamePrefix(k, prefix string) bool {
+	return len(k) >= len(prefix) && sameName(k[:len(prefix)], prefix)
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 func hasPrefixFold(s, prefix string) bool {
