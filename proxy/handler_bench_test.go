@@ -25,7 +25,7 @@ import (
 // not a transport. It is for one goroutine at a time.
 type cannedTransport struct {
 	resp   http.Response
-	body   bytes.Reader
+	body   cannedBody
 	data   []byte
 	header http.Header
 }
@@ -59,9 +59,13 @@ func (c *cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		h[k] = v
 	}
 	c.resp = http.Response{StatusCode: 200, ProtoMajor: 1, ProtoMinor: 1, Header: h,
-		Body: io.NopCloser(&c.body), ContentLength: int64(len(c.data)), Request: r}
+		Body: &c.body, ContentLength: int64(len(c.data)), Request: r}
 	return &c.resp, nil
 }
+
+type cannedBody struct{ bytes.Reader }
+
+func (*cannedBody) Close() error { return nil }
 
 // discardWriter is a ResponseWriter that keeps nothing but its header map,
 // cleared for every request.
