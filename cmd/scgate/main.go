@@ -162,10 +162,11 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		defer stop()
 	}
-	logger, err := newLogger(cfg.Log, stderr)
+	logger, stopLogs, err := newLogger(cfg.Log, stderr, accessLogFlush)
 	if err != nil {
 		return err
 	}
+	defer stopLogs()
 	defer func() { _ = logger.Sync() }()
 	g, err := newGateway(cfg, logger)
 	if err != nil {
