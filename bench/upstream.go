@@ -47,9 +47,9 @@ type benchPlaylist struct {
 func playlistsBody() []byte {
 	list := []benchPlaylist{
 		{1, "Weekday mornings: news on the hour, traffic at :15 and :45, upbeat pop between", 10800000, 212, 1000, true, false, true, "/srv/media/1/mornings", 41, 1},
-		{2, "Afternoon request show, listener picks queued from the web form, no repeats within four hours", 14400000, 388, 1000, false, true, false, "/srv/media/1/requests", 0, 1},
-		{3, "Overnight automation: long-form ambient and instrumental sets, station identifiers every thirty minutes", 21600000, 97, 1000, false, true, false, "/srv/media/1/overnight-automation", 0, 1},
-		{4, "Sunday archive replays of the week's specials, loudness normalised", 7200000, 24, 1000, false, false, false, "/srv/media/1/sunday-archive", 0, 1},
+		{2, "Afternoon request show, listener picks, no repeats within four hours", 14400000, 388, 1000, false, true, false, "/srv/media/1/requests", 0, 1},
+		{3, "Overnight automation: ambient and instrumental sets", 21600000, 97, 1000, false, true, false, "/srv/media/1/overnight-automation", 0, 1},
+		{4, "Sunday archive replays", 7200000, 24, 1000, false, false, false, "/srv/media/1/sunday-archive", 0, 1},
 	}
 	b, err := json.Marshal(list)
 	if err != nil {
