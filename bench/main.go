@@ -2,7 +2,7 @@
 // loads scgate beside the upstream alone ("direct"), nginx, haproxy, Caddy
 // and a bare stdlib Go proxy, all doing the same job (inject SC-API-KEY,
 // drop the caller's copies, keep-alive to the upstream), on loopback only.
-// See bench/README.md.
+// See the Performance section of README.md.
 //
 //	go run ./bench                      # every scenario, about 8 minutes
 //	go run ./bench -scenarios sidecar   # one table
