@@ -118,12 +118,12 @@ func runBench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	// nginx's workers run as nobody and must reach their folders.
 	_ = os.Chmod(cfg.Out, 0o755)
-	start := time.Now()
+	start, load0 := time.Now(), loadAvg()
 	b := &bench{cfg: cfg, log: stderr}
 	b.logf("results in %s; about %v of load", cfg.Out, cfg.estimate().Round(time.Second))
 	results, err := b.run(ctx)
 	if len(results) > 0 {
-		m := describeMachine(start, time.Since(start))
+		m := describeMachine(start, time.Since(start), load0)
 		if werr := writeReports(cfg, m, results, stdout); werr != nil {
 			err = errors.Join(err, werr)
 		}

@@ -21,14 +21,23 @@ type machine struct {
 	CPU      string   `json:"cpu"`
 	Cores    int      `json:"cores"`
 	Kernel   string   `json:"kernel"`
+	LoadAvg0 string   `json:"loadavg_at_start"`
 	LoadAvg  string   `json:"loadavg_at_end"`
 	Go       string   `json:"go"`
 	Versions []string `json:"versions"`
 	Took     string   `json:"took"`
 }
 
-func describeMachine(start time.Time, took time.Duration) machine {
-	m := machine{Date: start.UTC().Format("2006-01-02 15:04 MST"), Cores: runtime.NumCPU(), Go: runtime.Version(), Took: took.Round(time.Second).String()}
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+func describeMachine(start time.Time, took time.Duration, load0 string) machine {
+	m := machine{LoadAvg0: load0, Date: start.UTC().Format("2006-01-02 15:04 MST"), Cores: runtime.NumCPU(), Go: runtime.Version(), Took: took.Round(time.Second).String()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
@@ -40,9 +49,7 @@ func describeMachine(start time.Time, took time.Duration) machine {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		m.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
-	}
+	m.LoadAvg = loadAvg()
 	for _, v := range [][]string{{"nginx", "-v"}, {"haproxy", "-v"}, {"caddy", "version"}, {"wrk", "-v"}} {
 		out, _ := exec.Command(v[0], v[1:]...).CombinedOutput()
 		line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
@@ -83,8 +90,8 @@ func writeReports(cfg config, m machine, results []result, stdout io.Writer) err
 // markdown is the report: one table per scenario.
 func markdown(m machine, results []result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Run of %s (took %s) on %d cores of %s, Linux %s, %s; load average at the end %s. ",
-		m.Date, m.Took, m.Cores, m.CPU, m.Kernel, m.Go, m.LoadAvg)
+	fmt.Fprintf(&b, "Run of %s (took %s) on %d cores of %s, Linux %s, %s; load average %s at the start, %s at the end. ",
+		m.Date, m.Took, m.Cores, m.CPU, m.Kernel, m.Go, m.LoadAvg0, m.LoadAvg)
 	b.WriteString("wrk, the upstream and the target share the cores: compare ratios within one run, not absolute numbers.")
 	if len(m.Versions) > 0 {
 		b.WriteString(" Peers: " + strings.Join(m.Versions, "; ") + ".")
