@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 )
 
@@ -14,6 +16,7 @@ import (
 // benchmark ran more than once with -count).
 func runGobench(args []string, in io.Reader, out io.Writer) error {
 	fs := flag.NewFlagSet("bench gobench", flag.ContinueOnError)
+	readme := fs.String("readme", "", "also write the table between the gobench markers of this README")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -21,9 +24,30 @@ func runGobench(args []string, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(out, goBenchTable(rows))
-	return nil
+	if len(rows) == 0 {
+		return errors.New("no benchmark results on standard input")
+	}
+	table := goBenchTable(rows)
+	fmt.Fprint(out, table)
+	if *readme == "" {
+		return nil
+	}
+	b, err := os.ReadFile(*readme)
+	if err != nil {
+		return err
+	}
+	b, err = spliceBetween(b, goBenchBegin, goBenchEnd, table)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *readme, err)
+	}
+	return os.WriteFile(*readme, b, 0o644)
 }
+
+// The README markers between which `bench gobench -readme` writes its table.
+const (
+	goBenchBegin = "<!-- gobench:begin -->"
+	goBenchEnd   = "<!-- gobench:end -->"
+)
 
 // goBenchRow is one benchmark's line.
 type goBenchRow struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -43,5 +44,23 @@ func TestTrimProcs(t *testing.T) {
 		if got := trimProcs(in); got != want {
 			t.Errorf("trimProcs(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestGobenchCommand(t *testing.T) {
+	var out strings.Builder
+	if err := runGobench(nil, strings.NewReader("PASS\n"), &out); err == nil {
+		t.Fatal("no error for input without results")
+	}
+	path := t.TempDir() + "/README.md"
+	if err := os.WriteFile(path, []byte("a\n"+goBenchBegin+"\nold\n"+goBenchEnd+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := runGobench([]string{"-readme", path}, strings.NewReader(goBenchOutput), &out); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.Contains(string(b), "| proxy | Handler/minimal |") || strings.Contains(string(b), "old") {
+		t.Fatalf("README:\n%s", b)
 	}
 }
