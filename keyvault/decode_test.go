@@ -15,15 +15,15 @@ var decodeSeeds = []string{
 	"[callers]\n\"a\" = \"k\"\n\n[[keys.k]]\nsecret = \"Abcdefgh.0123456789abcdef0123\"\nexpires = 2027-01-31T00:00:00Z\n",
 	"# comment\n[callers] # trailing\n'lit' = 'x'\n\"esc\\u00e9\\t\" = \"\"\"multi\nline\"\"\"\n[[keys.\"a.b\"]]\nsecret_file = 'f'\nnot_before = 2026-01-01 10:00:00+02:00\n[[keys.\"a.b\"]]\nexpires = 2027-01-01\n",
 	"[[keys.k]]\nsecret = \"x\"\n[callers]\nc = \"k\"\n",
-	"[callers]\na = \"k\"\na = \"j\"\n",                  // duplicate key: Unmarshal's error
-	"[callers]\na = \"k\"\n[callers]\nb = \"k\"\n",        // table defined twice
-	"[callers]\na.b = \"k\"\n",                           // dotted key
-	"top = 1\n[callers]\n",                               // key outside a table
-	"[keys]\n[callers]\n",                                // other header
-	"[[keys.k]]\nsecret = [\"x\"]\n",                     // array value
-	"[[keys.k]]\nsecret = {v = \"x\"}\n",                 // inline table
+	"[callers]\na = \"k\"\na = \"j\"\n",            // duplicate key: Unmarshal's error
+	"[callers]\na = \"k\"\n[callers]\nb = \"k\"\n", // table defined twice
+	"[callers]\na.b = \"k\"\n",                     // dotted key
+	"top = 1\n[callers]\n",                         // key outside a table
+	"[keys]\n[callers]\n",                          // other header
+	"[[keys.k]]\nsecret = [\"x\"]\n",               // array value
+	"[[keys.k]]\nsecret = {v = \"x\"}\n",           // inline table
 	"[[keys.k]]\nn = 0x1F\nf = 1_000.5\nb = true\nt = 07:30:00\nd = 1979-05-27T07:32:00\n",
-	"[[keys.k]]\nexpires = 2027-02-30T00:00:00Z\n",       // not a date
+	"[[keys.k]]\nexpires = 2027-02-30T00:00:00Z\n", // not a date
 	"[callers]\n\"a\" = \"k\"\n[[keys.k]]\nsecret = \"x\"\n[[keys.k]]\nsecret = \"y\"\n[callers]\n",
 	"[callers\n",
 	"",
