@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -226,7 +227,7 @@ func chart(results []result) string {
 			v := scale * float64(i) / 4
 			y := float64(y0+plotH) - float64(plotH)*float64(i)/4
 			fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`+"\n", left, y, left+plotW, y)
-			fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%.0fk</text>`+"\n", left-6, y+4, v/1000)
+			fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%sk</text>`+"\n", left-6, y+4, strconv.FormatFloat(v/1000, 'f', -1, 64))
 		}
 		groupW := float64(plotW) / float64(len(conns))
 		barW := (groupW*0.8 - float64(barGap*len(targets))) / float64(len(targets))
