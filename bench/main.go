@@ -9,7 +9,8 @@
 //
 // Its subcommands `upstream` and `bare` are the stand-in broadcaster and the
 // bare proxy, which the run starts as processes of their own; `gobench`
-// turns `go test -bench` output into a Markdown table.
+// turns `go test -bench` output into a Markdown table; `report -from
+// results.json` writes the reports of an earlier run again.
 package main
 
 import (
@@ -47,6 +48,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return runBare(ctx, args[1:])
 		case "gobench":
 			return runGobench(args[1:], os.Stdin, stdout)
+		case "report":
+			return runReport(args[1:], stdout)
 		case "run":
 			args = args[1:]
 		}

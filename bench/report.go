@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -284,4 +285,34 @@ func niceCeil(v float64) float64 {
 		}
 	}
 	return 10 * p
+}
+
+// runReport is `bench report -from results.json`: it writes the reports of an
+// earlier run again (to its folder, and to -readme and -chart), so that the
+// README can show a chosen run without loading the machine again.
+func runReport(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bench report", flag.ContinueOnError)
+	from := fs.String("from", "", "results.json of an earlier run")
+	var cfg config
+	fs.StringVar(&cfg.Readme, "readme", "", "update the results between the bench markers of this README")
+	fs.StringVar(&cfg.Chart, "chart", "", "also write the chart (SVG) here")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(*from)
+	if err != nil {
+		return err
+	}
+	var saved struct {
+		Machine machine  `json:"machine"`
+		Results []result `json:"results"`
+	}
+	if err := json.Unmarshal(b, &saved); err != nil {
+		return fmt.Errorf("%s: %w", *from, err)
+	}
+	if len(saved.Results) == 0 {
+		return fmt.Errorf("%s holds no results", *from)
+	}
+	cfg.Out = filepath.Dir(*from)
+	return writeReports(cfg, saved.Machine, saved.Results, stdout)
 }

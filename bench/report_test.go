@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/xml"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +75,25 @@ func TestNiceCeil(t *testing.T) {
 		if got := niceCeil(v); got != want {
 			t.Errorf("niceCeil(%v) = %v, want %v", v, got, want)
 		}
+	}
+}
+
+// `bench report` renders an earlier run's results.json again.
+func TestReportFromSavedResults(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config{Out: dir}
+	if err := writeReports(cfg, machine{Cores: 2}, testResults, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	chartPath := filepath.Join(dir, "copy.svg")
+	var out strings.Builder
+	if err := runReport([]string{"-from", filepath.Join(dir, "results.json"), "-chart", chartPath}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "| scgate-full | 32 | 10000 |") {
+		t.Fatalf("report:\n%s", out.String())
+	}
+	if b, err := os.ReadFile(chartPath); err != nil || !strings.HasPrefix(string(b), "<svg") {
+		t.Fatalf("chart: %v", err)
 	}
 }
