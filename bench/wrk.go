@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -87,6 +88,7 @@ func runWrk(ctx context.Context, args []string, d time.Duration) ([]byte, error)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "wrk", args...)
 	cmd.WaitDelay = 2 * time.Second
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return out, fmt.Errorf("wrk %s: %w", strings.Join(args, " "), err)
