@@ -4,7 +4,7 @@
 // drop the caller's copies, keep-alive to the upstream), on loopback only.
 // See the Performance section of README.md.
 //
-//	go run ./bench                      # every scenario, about 8 minutes
+//	go run ./bench                      # every scenario, about 7 minutes
 //	go run ./bench -scenarios sidecar   # one table
 //
 // Its subcommands `upstream` and `bare` are the stand-in broadcaster and the
