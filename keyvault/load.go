@@ -133,8 +133,8 @@ func parse(path string, data []byte, opts LoadOptions) result {
 		c.fail(0, "the vault file is larger than %d bytes", MaxFileSize)
 		return result{err: joinSorted(c.errs), digest: c.sum()}
 	}
-	var doc map[string]any
-	if err := toml.Unmarshal(data, &doc); err != nil {
+	doc, err := decode(data)
+	if err != nil {
 		c.errs = append(c.errs, c.syntaxError(err))
 		return result{err: joinSorted(c.errs), digest: c.sum()}
 	}

@@ -103,6 +103,7 @@ type Handler struct {
 	rejections   *keyvault.Rejections
 	replayBody   int64
 	strip        stripper
+	series       *seriesCache // nil without metrics
 	rp           *httputil.ReverseProxy
 }
 
@@ -137,6 +138,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if h.log == nil {
 		h.log = zap.NewNop()
+	}
+	if h.metrics != nil {
+		h.series = newSeriesCache(h.metrics)
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -201,6 +205,7 @@ func validateUpstream(u *url.URL) error {
 // log line and the metrics are made of.
 type state struct {
 	id             string
+	idHeader       []string // id as a header value, for the request and the answer
 	start          time.Time
 	caller         string // "" until identified
 	known          bool   // caller is in the vault: only then is it a metric label
@@ -217,6 +222,11 @@ type state struct {
 	tls            bool   // the caller came over TLS
 	host           string // the Host the caller used
 	retry          retryState
+
+	// Held here so that a request allocates them with its state, not one by one.
+	rec       recorder
+	idValue   [1]string
+	keyHeader [1]string
 }
 
 type stateKey struct{}
@@ -230,7 +240,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		tls:   r.TLS != nil,
 		host:  r.Host,
 	}
-	rec := &recorder{ResponseWriter: w, st: st}
+	st.idValue[0] = st.id
+	st.idHeader = st.idValue[:]
+	st.rec = recorder{ResponseWriter: w, st: st}
+	rec := &st.rec
 	if h.metrics != nil {
 		h.metrics.Inflight.Inc()
 		defer h.metrics.Inflight.Dec()
@@ -318,8 +331,10 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out := pr.Out
 	h.strip.outbound(out.Header)
 	preventReplay(out)
-	out.Header["SC-API-KEY"] = []string{st.version.Secret.Value()}
-	out.Header.Set("X-Request-Id", st.id)
+	st.keyHeader[0] = st.version.Secret.Value()
+	out.Header["SC-API-KEY"] = st.keyHeader[:]
+	// Header names as Set would canonicalise them, without the work.
+	out.Header["X-Request-Id"] = st.idHeader
 	// Request trailers could smuggle a second key after the body; the API uses none.
 	out.Trailer = nil
 	if out.Method == http.MethodGet && paginatedRoutes[st.route] {
@@ -365,11 +380,23 @@ func quote(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
+// copyBufferSize is the size of the buffers that copy bodies.
+const copyBufferSize = 32 << 10
+
+// bufferPool lends ReverseProxy its copy buffers. It holds array pointers, so
+// that Put converts the slice back without allocating (a pool of *[]byte
+// allocates a new pointer on every Put).
 type bufferPool struct{ p sync.Pool }
 
 func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	return &bufferPool{p: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
 }
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
+
+func (b *bufferPool) Put(x []byte) {
+	if cap(x) != copyBufferSize {
+		return // not one of ours
+	}
+	b.p.Put((*[copyBufferSize]byte)(x[:copyBufferSize]))
+}

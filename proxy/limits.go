@@ -48,11 +48,15 @@ func (h *Handler) limit(ctx context.Context, st *state) *gatewayError {
 // setRateLimitHeaders writes the RateLimit-Policy and RateLimit headers of
 // the IETF httpapi draft, so that well-behaved clients can pace themselves.
 func setRateLimitHeaders(h http.Header, d *ratelimit.Decision) {
-	if p := d.PolicyHeader(); p != "" {
-		h.Set("RateLimit-Policy", p)
+	p, s := d.PolicyHeader(), d.StateHeader()
+	// One backing array for both values, under the names Set would
+	// canonicalise them to ("Ratelimit-Policy", "Ratelimit").
+	vals := [2]string{p, s}
+	if p != "" {
+		h["Ratelimit-Policy"] = vals[0:1:1]
 	}
-	if s := d.StateHeader(); s != "" {
-		h.Set("RateLimit", s)
+	if s != "" {
+		h["Ratelimit"] = vals[1:2:2]
 	}
 }
 

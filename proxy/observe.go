@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -48,12 +47,15 @@ func (h *Handler) observe(r *http.Request, st *state) {
 	if status == 0 {
 		status = statusClientClosed
 	}
-	if h.metrics != nil {
-		h.metrics.Requests.WithLabelValues(caller, methodLabel(r.Method), st.route, strconv.Itoa(status)).Inc()
-		h.metrics.RequestDuration.WithLabelValues(caller, st.route).Observe(elapsed.Seconds())
+	if h.series != nil {
+		s := h.series.request(seriesKey{caller: caller, method: methodLabel(r.Method), route: st.route, code: status})
+		s.requests.Inc()
+		s.duration.Observe(elapsed.Seconds())
 	}
 	if ce := h.log.Check(zap.InfoLevel, "request"); ce != nil {
-		fields := []zap.Field{
+		// One allocation for the line's fields, sized for the longest line.
+		fields := make([]zap.Field, 0, 16)
+		fields = append(fields,
 			zap.String("request_id", st.id),
 			zap.String("caller", st.caller),
 			zap.String("method", r.Method),
@@ -65,7 +67,7 @@ func (h *Handler) observe(r *http.Request, st *state) {
 			zap.Int64("bytes_in", max(r.ContentLength, 0)),
 			zap.Int64("bytes_out", st.bytesOut),
 			zap.String("remote", r.RemoteAddr),
-		}
+		)
 		if st.version != nil {
 			fields = append(fields, zap.String("key", st.version.Key), zap.String("key_prefix", st.version.Secret.Prefix()))
 		}

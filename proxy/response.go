@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"net"
@@ -18,8 +19,8 @@ import (
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	st := resp.Request.Context().Value(stateKey{}).(*state)
 	st.upstreamStatus = resp.StatusCode
-	if h.metrics != nil {
-		h.metrics.UpstreamDuration.WithLabelValues(st.route).Observe(time.Since(st.start).Seconds())
+	if h.series != nil {
+		h.series.upstreamDuration(st.route).Observe(time.Since(st.start).Seconds())
 	}
 	for k := range resp.Header {
 		// Only scgate may say that an answer is scgate's own (in any
@@ -28,7 +29,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 			delete(resp.Header, k)
 		}
 	}
-	resp.Header.Set("X-Request-Id", st.id)
+	resp.Header["X-Request-Id"] = st.idHeader
 	h.afterUpstream(resp, st)
 	if loc := resp.Header.Get("Location"); loc != "" {
 		if rel, ok := h.relativeToUpstream(loc); ok {
@@ -58,13 +59,24 @@ func (h *Handler) rewritePageLinks(resp *http.Response, st *state) error {
 	if resp.ContentLength > h.rewriteLimit {
 		return nil
 	}
+	// Only an object has top-level links: an array (a plain list, such as
+	// the playlists) streams on without being held whole.
+	s := &sniffedBody{rest: resp.Body}
+	first, err := s.sniff()
+	resp.Body = s
+	if err != nil {
+		return err
+	}
+	if first != '{' && first != 0 {
+		return nil
+	}
 	head, err := io.ReadAll(io.LimitReader(resp.Body, h.rewriteLimit+1))
 	if err != nil {
 		return err
 	}
 	if int64(len(head)) > h.rewriteLimit {
 		// Too big to hold: stream it on as it is.
-		resp.Body = readCloser{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+		resp.Body = readCloser{io.MultiReader(bytes.NewReader(head), s.rest), s.rest}
 		return nil
 	}
 	_ = resp.Body.Close()
@@ -157,9 +169,57 @@ func isJSON(ct string) bool {
 	if ct == "" {
 		return false
 	}
+	// The broadcaster's own value, recognised without parsing (ParseMediaType
+	// allocates a map for the parameters).
+	if ct == "application/json" || ct == "application/json; charset=utf-8" {
+		return true
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
+
+// sniffedBody is a response body whose first bytes were read ahead to see
+// how the JSON starts; it gives them back before the rest, unchanged.
+type sniffedBody struct {
+	buf  [32]byte
+	n    int // bytes in buf
+	off  int // bytes of buf already read by the caller
+	rest io.ReadCloser
+}
+
+// sniff reads until the first byte that is not JSON whitespace and returns
+// it; 0 when the body ends first or buf fills with whitespace (the caller
+// then reads the body whole, as for an object). io.EOF is not an error here.
+func (s *sniffedBody) sniff() (byte, error) {
+	for s.n < len(s.buf) {
+		n, err := s.rest.Read(s.buf[s.n:])
+		for _, c := range s.buf[s.n : s.n+n] {
+			if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+				s.n += n
+				return c, nil
+			}
+		}
+		s.n += n
+		if errors.Is(err, io.EOF) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return 0, nil
+}
+
+func (s *sniffedBody) Read(p []byte) (int, error) {
+	if s.off < s.n {
+		n := copy(p, s.buf[s.off:s.n])
+		s.off += n
+		return n, nil
+	}
+	return s.rest.Read(p)
+}
+
+func (s *sniffedBody) Close() error { return s.rest.Close() }
 
 func identityEncoded(h http.Header) bool {
 	ce := h.Get("Content-Encoding")

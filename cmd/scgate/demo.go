@@ -158,7 +158,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
-	logger, err := newLogger(cfg.Log, stderr)
+	// Unbuffered: someone trying the demo wants each access line at once.
+	logger, _, err := newLogger(cfg.Log, stderr, 0)
 	if err != nil {
 		return err
 	}

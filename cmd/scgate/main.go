@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -28,7 +29,8 @@ var version = "dev"
 const usage = `scgate: the authenticating gateway in front of the Streaming.Center API
 
 Usage:
-  scgate run --config FILE        run the gateway (also: scgate --config FILE; SCGATE_CONFIG)
+  scgate run --config FILE [--cpuprofile FILE]
+                                  run the gateway (also: scgate --config FILE; SCGATE_CONFIG)
   scgate check --config FILE [--fail-on-expiry DURATION]
                                   validate config and vault; list callers and their keys
   scgate keys --config FILE [--json]
@@ -152,14 +154,24 @@ func parseConfigFlags(fs *flag.FlagSet, args []string) (*Config, error) {
 }
 
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := parseConfigArgs("run", args, stderr)
+	fs := newFlags("run", stderr)
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for the bench and default.pgo)")
+	cfg, err := parseConfigFlags(fs, args)
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg.Log, stderr)
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	logger, stopLogs, err := newLogger(cfg.Log, stderr, accessLogFlush)
 	if err != nil {
 		return err
 	}
+	defer stopLogs()
 	defer func() { _ = logger.Sync() }()
 	g, err := newGateway(cfg, logger)
 	if err != nil {
@@ -169,6 +181,20 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	return g.run(ctx, hup)
+}
+
+// startCPUProfile profiles the process until the returned function is
+// called (at shutdown).
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
 }
 
 func versionString() string {

@@ -53,3 +53,24 @@ func BenchmarkCIDRBehindProxy(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkChainCIDRThenStatic is the chain of the bench's full pipeline: a
+// cidr resolver that does not know the peer, then the static identity.
+func BenchmarkChainCIDRThenStatic(b *testing.B) {
+	res, err := NewCIDR(CIDROptions{Rules: []CIDRRule{rule("10.77.0.0/16", "other")}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := Static("bench-caller")
+	if err != nil {
+		b.Fatal(err)
+	}
+	chain := Chain{res, st}
+	r := requestFrom("127.0.0.1:40000")
+	b.ReportAllocs()
+	for b.Loop() {
+		if id, err := chain.Resolve(r); err != nil || id != "bench-caller" {
+			b.Fatal(id, err)
+		}
+	}
+}

@@ -14,7 +14,9 @@ import (
 // PolicyHeader is the RateLimit-Policy value: every limit that applies. It is
 // "" when nothing limits the caller.
 func (d Decision) PolicyHeader() string {
-	var b []byte
+	// Built on the stack: only the final string is allocated.
+	var buf [128]byte
+	b := buf[:0]
 	b = appendPolicy(b, "caller", d.Limits.Caller.Bucket)
 	if n := d.Limits.Caller.Concurrency; n > 0 {
 		b = appendSep(b)
@@ -42,7 +44,8 @@ func appendPolicy(b []byte, name string, bk Bucket) []byte {
 // bucket's remaining tokens (r) and the seconds until it is full (t); for a
 // refused one, the limit that refused with r=0 and t the Retry-After.
 func (d Decision) StateHeader() string {
-	var b []byte
+	var buf [96]byte
+	b := buf[:0]
 	if !d.Allowed {
 		name := "caller"
 		switch {
