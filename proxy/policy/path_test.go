@@ -109,6 +109,12 @@ func FuzzNormalize(f *testing.F) {
 		if u.Path != p {
 			t.Fatalf("Normalize(%q) = %q, but a decoder reads %q", raw, p, u.Path)
 		}
+		if len(u.EscapedPath()) > maxPathLen {
+			// Re-escaping grew it past the limit (a space becomes %20): a
+			// path the gateway never sees, since it normalises the request
+			// target as sent, once. (Found by the CI fuzz run of issue 7.)
+			return
+		}
 		again, err := Normalize(u.EscapedPath())
 		if err != nil || again != p {
 			t.Fatalf("Normalize(EscapedPath of %q) = %q, %v; want %q", p, again, err, p)
