@@ -157,6 +157,10 @@ func TestWatcherFollowsChanges(t *testing.T) {
 				tt.write(t, path, vaultText(gen(i)))
 				h.waitSecret(gen(i), pickup)
 			}
+			if tt.name == "atomic rename" {
+				// OnReload runs just after the swap that waitSecret saw.
+				vaulttest.Eventually(t, pickup, "the third OnReload", func() bool { return len(h.snapshot()) >= 3 })
+			}
 			// A plain rewrite may be read half-written (then refused), but
 			// no vault other than the ones written is ever served.
 			calls := h.snapshot()
