@@ -243,10 +243,12 @@ level = "debug"
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
-	logger, err := newLogger(cfg.Log, logs)
+	// No access-log batching: every line is in logs as soon as it is written.
+	logger, stopLogs, err := newLogger(cfg.Log, logs, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(stopLogs)
 	g, err := newGateway(cfg, logger)
 	if err != nil {
 		t.Fatal(err)
