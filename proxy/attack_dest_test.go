@@ -81,26 +81,28 @@ func TestAttackUpstreamRedirectsElsewhere(t *testing.T) {
 	a := newAttackEnv(t, envOptions{}, proxy.ServerOptions{})
 	up := a.upstream.Listener.Addr().String()
 	var location atomic.Value
-	a.up.answer = func(w http.ResponseWriter, r *http.Request) {
+	a.up.setAnswer(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", location.Load().(string))
 		w.WriteHeader(http.StatusFound)
-	}
-	for _, c := range []struct{ location, want string }{
-		{foreign.URL + "/api/v2/history/", foreign.URL + "/api/v2/history/"},
-		{"http://" + up + "/api/v2/history/?x=1", "/api/v2/history/?x=1"},
-		{"HTTP://" + up + "/api/v2/history/", "/api/v2/history/"},
-		{"//" + up + "/api/v2/history/", "/api/v2/history/"},
-		{"http://someone@" + up + "/api/v2/history/", "/api/v2/history/"},
-		{"/api/v2/history/", "/api/v2/history/"},
+	})
+	for _, c := range []struct{ name, location, want string }{
+		{"another host", foreign.URL + "/api/v2/history/", foreign.URL + "/api/v2/history/"},
+		{"the upstream's origin", "http://" + up + "/api/v2/history/?x=1", "/api/v2/history/?x=1"},
+		{"upper-case scheme", "HTTP://" + up + "/api/v2/history/", "/api/v2/history/"},
+		{"scheme-relative", "//" + up + "/api/v2/history/", "/api/v2/history/"},
+		{"with user info", "http://someone@" + up + "/api/v2/history/", "/api/v2/history/"},
+		{"already relative", "/api/v2/history/", "/api/v2/history/"},
 	} {
-		location.Store(c.location)
-		x := rawExchange(t, a.addr, "GET /api/v2/history HTTP/1.1\r\nHost: gw\r\nX-Test-Caller: admin\r\n\r\n", 1)
-		if len(x.resps) != 1 || x.resps[0].StatusCode != http.StatusFound {
-			t.Fatalf("%s: statuses %v (%v)", c.location, x.statuses(), x.err)
-		}
-		if got := x.resps[0].Header.Get("Location"); got != c.want {
-			t.Errorf("Location %q came back as %q, want %q", c.location, got, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			location.Store(c.location)
+			x := rawExchange(t, a.addr, "GET /api/v2/history HTTP/1.1\r\nHost: gw\r\nX-Test-Caller: admin\r\n\r\n", 1)
+			if len(x.resps) != 1 || x.resps[0].StatusCode != http.StatusFound {
+				t.Fatalf("%s: statuses %v (%v)", c.location, x.statuses(), x.err)
+			}
+			if got := x.resps[0].Header.Get("Location"); got != c.want {
+				t.Errorf("Location %q came back as %q, want %q", c.location, got, c.want)
+			}
+		})
 	}
 	if hits.Load() != 0 {
 		t.Fatalf("scgate followed a redirect: the foreign host received %d requests", hits.Load())
@@ -115,11 +117,11 @@ func TestAttackPaginationLinksInOtherSpellings(t *testing.T) {
 	a := newAttackEnv(t, envOptions{}, proxy.ServerOptions{})
 	up := a.upstream.Listener.Addr().String()
 	upJSON := strings.ReplaceAll(up, ".", `\u002e`)
-	a.up.answer = func(w http.ResponseWriter, r *http.Request) {
+	a.up.setAnswer(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		_, _ = io.WriteString(w, `{"count":3,"next":"http:\/\/`+up+`\/api\/v2\/history\/?offset=50",`+
 			`"previous":"HTTP://`+upJSON+`/api/v2/history/?offset=0","results":[{"next":"http://`+up+`/inner"}]}`)
-	}
+	})
 	resp, body := a.do("GET", "/api/v2/history/?offset=25", "admin", nil, nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("%d %s", resp.StatusCode, body)
@@ -145,12 +147,12 @@ func TestAttackPaginationLinksInOtherSpellings(t *testing.T) {
 // Scgate-* headers, so a caller can always tell scgate's own errors apart.
 func TestAttackUpstreamClaimsToBeTheGateway(t *testing.T) {
 	a := newAttackEnv(t, envOptions{}, proxy.ServerOptions{})
-	a.up.answer = func(w http.ResponseWriter, r *http.Request) {
+	a.up.setAnswer(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Scgate-Error", "forbidden")
 		w.Header().Set("scgate_error", "forbidden")
 		w.Header()["scgate-caller"] = []string{"admin"}
 		w.WriteHeader(http.StatusForbidden)
-	}
+	})
 	resp, _ := a.do("GET", "/api/v2/history/", "admin", nil, nil)
 	for k := range resp.Header {
 		if hasPrefixFold(k, "Scgate-") {

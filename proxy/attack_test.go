@@ -62,6 +62,13 @@ func (u *wireUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, `{"ok":true}`)
 }
 
+// setAnswer makes f write the upstream's answers (nil: the default one).
+func (u *wireUpstream) setAnswer(f func(w http.ResponseWriter, r *http.Request)) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.answer = f
+}
+
 // reset forgets what was recorded (fuzzing would otherwise pile it up).
 func (u *wireUpstream) reset() {
 	u.mu.Lock()
@@ -444,14 +451,12 @@ func TestAttackProtocolUpgrade(t *testing.T) {
 	}
 
 	t.Run("upstream switches protocols anyway", func(t *testing.T) {
-		a.up.mu.Lock()
-		a.up.answer = func(w http.ResponseWriter, r *http.Request) {
+		a.up.setAnswer(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Connection", "Upgrade")
 			w.Header().Set("Upgrade", "websocket")
 			w.WriteHeader(http.StatusSwitchingProtocols)
-		}
-		a.up.mu.Unlock()
-		defer func() { a.up.mu.Lock(); a.up.answer = nil; a.up.mu.Unlock() }()
+		})
+		defer a.up.setAnswer(nil)
 		x := rawExchange(t, a.addr, "GET /api/v2/history/ HTTP/1.1\r\nHost: gw\r\nX-Test-Caller: admin\r\n"+
 			"Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 1)
 		if len(x.resps) != 1 || x.resps[0].StatusCode != http.StatusBadGateway || x.resps[0].Header.Get("Scgate-Error") != proxy.CodeUpstreamUnavailable {

@@ -38,10 +38,12 @@ func buildScgate(t *testing.T) string {
 		args = append(args, "-race")
 	}
 	cmd := exec.Command(goTool, append(args, ".")...)
+	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	t.Logf("built %s in %v (race detector: %v)", bin, time.Since(start).Round(time.Millisecond), raceEnabled)
 	return bin
 }
 
