@@ -270,10 +270,8 @@ func TestFaultSlowUpstreamUnderLoad(t *testing.T) {
 		case <-time.After(20 * time.Second):
 		}
 	})
-	// The timeout applies to the fast route too, so it must be far above
-	// what a fast answer can take on a loaded 2-core CI machine (the soak
-	// test runs beside this one): 1 s, not the tighter value that would
-	// make this test a measure of the machine's load.
+	// The timeout leaves the fast route a second: it must not fail for a
+	// slow machine, only for being held up by the slow route.
 	e := newEnv(t, envOptions{upstream: up, transport: proxy.TransportOptions{ResponseHeaderTimeout: time.Second}})
 	stop := make(chan struct{})
 	client := &http.Client{Timeout: 20 * time.Second}
@@ -291,7 +289,7 @@ func TestFaultSlowUpstreamUnderLoad(t *testing.T) {
 		}
 		return out, err
 	})
-	waitFor(t, "20 timeouts", 20*time.Second, func() bool { return stats.count(proxy.CodeUpstreamTimeout) >= 20 })
+	waitFor(t, "8 timeouts", 20*time.Second, func() bool { return stats.count(proxy.CodeUpstreamTimeout) >= 8 })
 	close(stop)
 	wait()
 	if stats.failed() != 0 {
