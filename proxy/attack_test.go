@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -346,7 +347,7 @@ func TestAttackCallerChoosesItsKey(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			m := a.up.mark()
 			x := rawExchange(t, a.addr, c.raw, len(c.status))
-			if got := x.statuses(); !equalInts(got, c.status) {
+			if got := x.statuses(); !slices.Equal(got, c.status) {
 				t.Fatalf("statuses %v, want %v (%v) %q", got, c.status, x.err, x.bodies)
 			}
 			reqs, _ := a.up.since(m)
@@ -359,18 +360,6 @@ func TestAttackCallerChoosesItsKey(t *testing.T) {
 			checkUpstreamClean(t, a.up, m, keyReader)
 		})
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestAttackTrailerOverHTTP2: the same trailer from an HTTP/2 client, over
@@ -434,7 +423,7 @@ func TestAttackProtocolUpgrade(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := a.up.mark()
 			x := rawExchange(t, a.addr, "GET /api/v2/history/ HTTP/1.1\r\nHost: gw\r\nX-Test-Caller: admin\r\n"+hdr+"\r\n", 1)
-			if got := x.statuses(); !equalInts(got, []int{200}) {
+			if got := x.statuses(); !slices.Equal(got, []int{200}) {
 				t.Fatalf("statuses %v (%v)", got, x.err)
 			}
 			reqs, _ := a.up.since(m)
@@ -507,7 +496,7 @@ func TestAttackRequestSmuggling(t *testing.T) {
 				n++ // and then the end of the connection
 			}
 			x := rawExchange(t, a.addr, c.raw, n)
-			if got := x.statuses(); !equalInts(got, c.status) || x.err != nil {
+			if got := x.statuses(); !slices.Equal(got, c.status) || x.err != nil {
 				t.Fatalf("statuses %v, want %v (%v) %q", got, c.status, x.err, x.bodies)
 			}
 			checkUpstreamClean(t, a.up, m, keyAdmin, "/api/v2/smuggled/")
