@@ -70,6 +70,10 @@ type Options struct {
 	// DefaultReplayBodyBytes; negative: only requests without a body are
 	// retried). Larger bodies stream and are not retried.
 	ReplayBodyBytes int64
+	// RejectionCheck says how a 403 is confirmed as a refusal of the key
+	// itself, rather than of the caller's route, before the version is set
+	// aside (confirm.go). The zero value probes DefaultCanary.
+	RejectionCheck RejectionCheck
 	// TrustedProxies are the direct peers whose Forwarded, X-Forwarded-* and
 	// ProxyHeaders reach the identity resolvers; from any other peer they are
 	// removed before identification. Nil trusts no one.
@@ -102,6 +106,7 @@ type Handler struct {
 	rewriteLimit int64
 	rejections   *keyvault.Rejections
 	replayBody   int64
+	confirm      *confirmer
 	strip        stripper
 	series       *seriesCache // nil without metrics
 	rp           *httputil.ReverseProxy
@@ -172,11 +177,15 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
+	base := retryTransport{transport}
+	if h.confirm, err = newConfirmer(opts.RejectionCheck, opts.Upstream, base, h.log.Named("rejection")); err != nil {
+		return nil, err
+	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite: h.rewrite,
 		// The connection-error retry sits inside the 403 failover, so a
 		// request retried with a standby key is not also repeated on errors.
-		Transport:      &failover{base: retryTransport{transport}, h: h},
+		Transport:      &failover{base: base, h: h},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
 		BufferPool:     newBufferPool(),
