@@ -235,6 +235,7 @@ func (g *gateway) newHandler() (*proxy.Handler, error) {
 		Metrics: g.metrics, Logger: g.log.Named("access"),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, PublicURL: public,
 		Rejections: g.rotation.rejections, ReplayBodyBytes: cfg.Rotation.replayBodyBytes(),
+		RejectionCheck: cfg.Rotation.rejectionCheck(),
 		TrustedProxies: proxies, ProxyHeaders: proxyHeaders, StripBearer: cfg.Identity.JWT.set(),
 	})
 }
