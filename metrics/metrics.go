@@ -40,9 +40,9 @@ type Metrics struct {
 	ConnectionsRefused *prometheus.CounterVec
 	// TLSHandshakeErrors counts failed TLS handshakes by a bounded reason.
 	TLSHandshakeErrors *prometheus.CounterVec
-	keySource        atomic.Pointer[func() []KeyState]
-	keyExpiryDesc    *prometheus.Desc
-	keyActiveDesc    *prometheus.Desc
+	keySource          atomic.Pointer[func() []KeyState]
+	keyExpiryDesc      *prometheus.Desc
+	keyActiveDesc      *prometheus.Desc
 }
 
 // New creates the collectors and registers them on a fresh registry.
