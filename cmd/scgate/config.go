@@ -86,6 +86,8 @@ type VaultConfig struct {
 	PollInterval Duration `toml:"poll_interval"`
 	// AgeIdentityFile decrypts an age-encrypted vault (config_rotation.go).
 	AgeIdentityFile string `toml:"age_identity_file"`
+	// DangerouslyAllowWritableKeyFiles: see keyperms.go.
+	DangerouslyAllowWritableKeyFiles bool `toml:"dangerously_allow_writable_key_files"`
 }
 
 // IdentityConfig configures the resolvers and their order.
