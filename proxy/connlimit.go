@@ -23,7 +23,10 @@ type ConnLimits struct {
 	// has, the new one is closed at once. Accepting never blocks.
 	MaxConnections int
 	// MaxPerSource is the most connections open at once from one source IP
-	// address (0: no limit); one more is closed at once.
+	// address that have not yet carried an identified request (0: no
+	// limit); one more is closed at once. Identified connections do not
+	// count, so that a sidecar's application or a busy caller is held only
+	// to MaxConnections.
 	MaxPerSource int
 	// ExemptSources are networks not held to MaxPerSource, such as load
 	// balancers or reverse proxies that carry many callers' connections.
@@ -59,8 +62,8 @@ type limitListener struct {
 
 	mu       sync.Mutex
 	open     int
-	bySource map[netip.Addr]int
-	pending  list.List // *trackedConn not yet identified, oldest first
+	bySource map[netip.Addr]int // unidentified connections per source
+	pending  list.List          // *trackedConn not yet identified, oldest first
 }
 
 func newLimitListener(ln net.Listener, limits ConnLimits) *limitListener {
@@ -136,12 +139,19 @@ func (l *limitListener) releaseLocked(tc *trackedConn) {
 	}
 	tc.released = true
 	l.open--
+	l.unpendLocked(tc)
+}
+
+// unpendLocked takes tc off the unidentified list and its source's count,
+// once. l.mu is held.
+func (l *limitListener) unpendLocked(tc *trackedConn) {
+	if tc.elem == nil {
+		return
+	}
+	l.pending.Remove(tc.elem)
+	tc.elem = nil
 	if l.bySource[tc.src]--; l.bySource[tc.src] <= 0 {
 		delete(l.bySource, tc.src)
-	}
-	if tc.elem != nil {
-		l.pending.Remove(tc.elem)
-		tc.elem = nil
 	}
 	if tc.timer != nil {
 		tc.timer.Stop()
@@ -153,13 +163,7 @@ func (l *limitListener) releaseLocked(tc *trackedConn) {
 func (l *limitListener) identify(tc *trackedConn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if tc.elem != nil {
-		l.pending.Remove(tc.elem)
-		tc.elem = nil
-	}
-	if tc.timer != nil {
-		tc.timer.Stop()
-	}
+	l.unpendLocked(tc)
 }
 
 func sourceOf(c net.Conn) netip.Addr {

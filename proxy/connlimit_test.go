@@ -147,6 +147,12 @@ func TestConnLimitsPerSource(t *testing.T) {
 			t.Errorf("connection %d within the limits: %v %v", i, resp, err)
 		}
 	}
+	// Identified connections do not count: the source may open more.
+	for i := range 2 {
+		if resp, err := dialFrom(t, addr, 2).get("admin"); err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("connection %d from a source whose other connections are identified: %v %v", i, resp, err)
+		}
+	}
 }
 
 func TestConnLimitsEvictOldestUnidentified(t *testing.T) {
