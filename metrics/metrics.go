@@ -35,9 +35,14 @@ type Metrics struct {
 	VaultLastSuccess prometheus.Gauge
 	TLSCertExpiry    *prometheus.GaugeVec // name
 	RateLimitBackend prometheus.Gauge     // 1: the configured limit backend is in use
-	keySource        atomic.Pointer[func() []KeyState]
-	keyExpiryDesc    *prometheus.Desc
-	keyActiveDesc    *prometheus.Desc
+	// ConnectionsRefused counts connections the gateway closed to bound
+	// strangers (reason: max_connections, per_source, unidentified_timeout).
+	ConnectionsRefused *prometheus.CounterVec
+	// TLSHandshakeErrors counts failed TLS handshakes by a bounded reason.
+	TLSHandshakeErrors *prometheus.CounterVec
+	keySource          atomic.Pointer[func() []KeyState]
+	keyExpiryDesc      *prometheus.Desc
+	keyActiveDesc      *prometheus.Desc
 }
 
 // New creates the collectors and registers them on a fresh registry.
@@ -91,6 +96,14 @@ func New() *Metrics {
 			Name: "scgate_ratelimit_backend_up",
 			Help: "1 while the configured rate-limit backend is in use; 0 while a Redis backend is unreachable and this replica limits alone with its share.",
 		}),
+		ConnectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scgate_connections_refused_total",
+			Help: "Connections closed by the gateway's connection limits, by reason (max_connections, per_source, unidentified_timeout).",
+		}, []string{"reason"}),
+		TLSHandshakeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scgate_tls_handshake_errors_total",
+			Help: "Failed TLS handshakes on the gateway listener, by reason (closed, timeout, not_tls, version, cipher, client_cert, other).",
+		}, []string{"reason"}),
 		keyExpiryDesc: prometheus.NewDesc("scgate_key_expiry_timestamp_seconds",
 			"Unix time at which a key version expires (versions with an expiry only).", []string{"key", "prefix"}, nil),
 		keyActiveDesc: prometheus.NewDesc("scgate_key_active",
@@ -104,7 +117,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Requests, m.RequestDuration, m.UpstreamDuration, m.Inflight, m.RateLimited,
 		m.GatewayErrors, m.KeyRejections, m.VaultReloads, m.VaultLastSuccess, m.TLSCertExpiry,
-		m.RateLimitBackend,
+		m.RateLimitBackend, m.ConnectionsRefused, m.TLSHandshakeErrors,
 		keyCollector{m},
 	)
 	return m

@@ -287,6 +287,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	}
 	st.known = true
 	st.keyName = key.Name
+	markIdentified(r.Context()) // connlimit.go
 
 	if e := h.authorise(r, st); e != nil {
 		return e

@@ -35,6 +35,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err := checkCentral(cfg, stderr); err != nil {
 		return err
 	}
+	permWarnings, err := checkKeyFiles(cfg) // keyperms.go
+	for _, w := range permWarnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if err != nil {
+		return err
+	}
 	if cfg.Server.TLS == "files" {
 		if _, err := tlsconf.NewFiles(tlsconf.FilesOptions{CertFile: cfg.Server.CertFile, KeyFile: cfg.Server.KeyFile, PollInterval: -1}); err != nil {
 			return fmt.Errorf("server TLS: %w", err)

@@ -52,6 +52,10 @@ type ServerConfig struct {
 	ShutdownDelay     Duration `toml:"shutdown_delay"`
 	ShutdownTimeout   Duration `toml:"shutdown_timeout"`
 	PublicURL         string   `toml:"public_url"`
+	// Connection limits: see config_connlimits.go.
+	MaxConnections          int      `toml:"max_connections"`
+	MaxConnectionsPerSource int      `toml:"max_connections_per_source"`
+	UnidentifiedTimeout     Duration `toml:"unidentified_timeout"`
 	// ACME: see config_tls.go.
 	ACME ACMEConfig `toml:"acme"`
 }
@@ -82,6 +86,8 @@ type VaultConfig struct {
 	PollInterval Duration `toml:"poll_interval"`
 	// AgeIdentityFile decrypts an age-encrypted vault (config_rotation.go).
 	AgeIdentityFile string `toml:"age_identity_file"`
+	// DangerouslyAllowWritableKeyFiles: see keyperms.go.
+	DangerouslyAllowWritableKeyFiles bool `toml:"dangerously_allow_writable_key_files"`
 }
 
 // IdentityConfig configures the resolvers and their order.
@@ -196,6 +202,7 @@ func (c *Config) applyDefaults() {
 	if s.MaxBodyBytes == 0 {
 		s.MaxBodyBytes = 32 << 20
 	}
+	s.applyConnDefaults()
 	c.Admin.Listen = orString(c.Admin.Listen, "127.0.0.1:9090")
 	u := &c.Upstream
 	setDuration(&u.DialTimeout, 5*time.Second)
@@ -277,6 +284,7 @@ func (c *Config) validate() error {
 	if c.Admin.Listen == s.Listen && !strings.HasSuffix(s.Listen, ":0") {
 		add(c.problem("the admin listener must not share the gateway's address", "admin", "listen"))
 	}
+	errs = append(errs, c.validateConnLimits()...)
 	errs = append(errs, c.validateUpstream()...)
 	if c.Vault.File == "" {
 		add(c.problem("the vault file is required (see deploy/examples/keys.example.toml)", "vault", "file"))

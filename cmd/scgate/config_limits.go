@@ -223,7 +223,7 @@ func (c *Config) maxUpstreamPause() time.Duration {
 func (c *Config) redisOptions() (ratelimit.RedisOptions, error) {
 	r := c.Limits.Redis
 	o := ratelimit.RedisOptions{
-		Addr: r.Address, Username: r.Username, DB: r.DB, KeyPrefix: r.KeyPrefix,
+		Addr: r.Address, Username: r.Username, DB: r.DB, KeyPrefix: c.keyPrefix(),
 		FallbackShare: r.FallbackShare, Timeout: r.Timeout.Duration, ProbeInterval: r.ProbeInterval.Duration,
 	}
 	if r.PasswordFile != "" {

@@ -155,11 +155,16 @@ func newGateway(cfg *Config, logger *zap.Logger) (_ *gateway, err error) {
 		}
 	}()
 	s := cfg.Server
+	for _, r := range proxy.TLSErrorReasons() {
+		g.metrics.TLSHandshakeErrors.WithLabelValues(r) // 0 rather than nothing on dashboards
+	}
 	g.server, err = proxy.Listen(handler, proxy.ServerOptions{
 		Name: "gateway", Addr: s.Listen, TLSConfig: tlsConfig,
 		ReadHeaderTimeout: s.ReadHeaderTimeout.Duration, ReadTimeout: s.ReadTimeout.Duration,
 		WriteTimeout: s.WriteTimeout.Duration, IdleTimeout: s.IdleTimeout.Duration,
 		MaxHeaderBytes: s.MaxHeaderBytes, Logger: logger,
+		Conns:               cfg.connLimits(func(r string) { g.metrics.ConnectionsRefused.WithLabelValues(r).Inc() }),
+		OnTLSHandshakeError: func(r string) { g.metrics.TLSHandshakeErrors.WithLabelValues(r).Inc() },
 	})
 	if err != nil {
 		return nil, err

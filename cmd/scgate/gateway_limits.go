@@ -18,6 +18,7 @@ func (g *gateway) buildLimits() error {
 	cfg := g.cfg
 	var backend ratelimit.Backend
 	if cfg.Limits.Backend == "redis" {
+		ratelimit.InstallRedisLogger(g.log.Named("ratelimit"), 0)
 		o, err := cfg.redisOptions()
 		if err != nil {
 			return err
@@ -103,6 +104,7 @@ func checkLimits(cfg *Config, v *keyvault.Vault, stderr io.Writer) error {
 		if _, err := cfg.redisOptions(); err != nil {
 			return err
 		}
+		warnDefaultKeyPrefix(cfg, stderr)
 	}
 	warn := func(what, name string, key ...string) {
 		fmt.Fprintf(stderr, "warning: %s:%d: %s %q is not in the vault; the setting has no effect until it is\n",

@@ -173,6 +173,13 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer stopLogs()
 	defer func() { _ = logger.Sync() }()
+	warnings, err := checkKeyFiles(cfg) // keyperms.go
+	for _, w := range warnings {
+		logger.Warn(w)
+	}
+	if err != nil {
+		return err
+	}
 	g, err := newGateway(cfg, logger)
 	if err != nil {
 		return err
