@@ -113,25 +113,33 @@ func (in *inspector) feed(p []byte) int {
 				in.startBlock()
 			}
 		case inHeader:
-			c := p[i]
-			i++
 			if in.skipCRLF > 0 {
-				if c == '\r' || c == '\n' {
+				if c := p[i]; c == '\r' || c == '\n' {
 					in.skipCRLF--
+					i++
 					continue
 				}
 				in.skipCRLF = 0
 			}
-			in.block++
-			if in.block > in.limit {
+			// The rest of the line, or of p.
+			end := len(p)
+			if j := bytes.IndexByte(p[i:], '\n'); j >= 0 {
+				end = i + j + 1
+			}
+			if in.block+end-i > in.limit {
 				// net/http answers 431 to such a block; pass nothing more.
+				i += in.limit - in.block + 1
 				in.decide(framingVerdict{framingRefused, "the request header is too large"})
 				return i
 			}
-			if c != '\n' {
-				in.line = append(in.line, c)
+			in.block += end - i
+			if p[end-1] != '\n' {
+				in.line = append(in.line, p[i:end]...)
+				i = end
 				continue
 			}
+			in.line = append(in.line, p[i:end-1]...)
+			i = end
 			if in.endLine() && in.state == inStopped {
 				return i
 			}

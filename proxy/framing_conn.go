@@ -19,6 +19,10 @@ type framingConn struct {
 	mu      sync.Mutex // the server's reads and its handler's next() may run at once
 	in      *inspector
 	stopped bool
+	// current is the verdict of the request being served. HTTP/1 serves one
+	// request at a time per connection, and only the server's goroutine for
+	// it (the guard, then the handler) touches it.
+	current framingVerdict
 }
 
 func newFramingConn(c net.Conn, limit int) *framingConn {
@@ -186,8 +190,6 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 	return ctx
 }
 
-type verdictKey struct{}
-
 // framingGuard takes each HTTP/1 request's framing verdict in the order
 // the server serves them, closes the connection after a request the
 // inspector did not follow to its end, and leaves the verdict in the
@@ -200,19 +202,24 @@ func (g framingGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.next.ServeHTTP(w, r)
 		return
 	}
-	v := fc.next()
-	if v.kind != framingClean {
+	fc.current = fc.next()
+	if fc.current.kind != framingClean {
 		w.Header().Set("Connection", "close")
 	}
-	g.next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), verdictKey{}, v)))
+	g.next.ServeHTTP(w, r)
 }
 
 // checkFraming refuses a request the framing guard found ambiguous or did
-// not inspect. Requests served without the guard (no verdict) pass: the
-// Handler may be mounted on a server scgate did not build.
+// not inspect. Requests served without the guard (no inspected connection,
+// or HTTP/2) pass: the Handler may be mounted on a server scgate did not
+// build.
 func checkFraming(r *http.Request) *gatewayError {
-	v, ok := r.Context().Value(verdictKey{}).(framingVerdict)
-	if !ok || v.kind == framingClean || v.kind == framingLast {
+	fc, _ := r.Context().Value(framingKey{}).(*framingConn)
+	if fc == nil || r.ProtoMajor != 1 {
+		return nil
+	}
+	v := fc.current
+	if v.kind == framingClean || v.kind == framingLast {
 		return nil
 	}
 	e := newError(CodeBadRequest, http.StatusBadRequest,

@@ -5,14 +5,15 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // feedAll feeds raw to a fresh inspector in pieces of at most step bytes
 // (0: all at once) and returns how many bytes it passed and its verdicts.
-func feedAll(raw []byte, step int) (int, []framingVerdict) {
-	in := newInspector(64<<10 + 4096)
+func feedAll(raw []byte, step, limit int) (int, []framingVerdict) {
+	in := newInspector(limit)
 	passed := 0
 	for off := 0; off < len(raw); {
 		end := len(raw)
@@ -82,9 +83,19 @@ func FuzzFramingInspector(f *testing.F) {
 		f.Add([]byte(s), uint8(0))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte, step uint8) {
-		passed, verdicts := feedAll(raw, 0)
+		// A small header limit too, for the refusal of an oversized block.
+		for _, limit := range []int{40, 64<<10 + 4096} {
+			passed, verdicts := feedAll(raw, 0, limit)
+			for _, st := range []int{1, int(step)} {
+				p2, v2 := feedAll(raw, st, limit)
+				if p2 != passed || !slices.Equal(v2, verdicts) {
+					t.Fatalf("limit %d, split every %d bytes: passed %d, %v; at once %d, %v", limit, st, p2, v2, passed, verdicts)
+				}
+			}
+		}
+		passed, verdicts := feedAll(raw, 0, 64<<10+4096)
 		for _, st := range []int{1, int(step)} {
-			p2, v2 := feedAll(raw, st)
+			p2, v2 := feedAll(raw, st, 64<<10+4096)
 			if p2 != passed || len(v2) != len(verdicts) {
 				t.Fatalf("split every %d bytes: passed %d, %d verdicts; at once %d, %d", st, p2, len(v2), passed, len(verdicts))
 			}
