@@ -118,16 +118,25 @@ func (l *framingListener) Accept() (net.Conn, error) {
 // acceptTLS accepts connections and handshakes each on its own goroutine,
 // so that a slow handshake never holds up the others.
 func (l *framingListener) acceptTLS() {
+	var delay time.Duration
 	for {
 		raw, err := l.Listener.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && l.ctx.Err() == nil {
-				continue
+			if l.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				l.errc <- err
+				return
 			}
-			l.errc <- err
-			return
+			// Out of file descriptors and the like: wait and retry, as
+			// net/http's own accept loop does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			l.errLog.Printf("http: Accept error: %v; retrying in %v", err, delay)
+			select {
+			case <-time.After(delay):
+			case <-l.ctx.Done():
+			}
+			continue
 		}
+		delay = 0
 		l.wg.Go(func() { l.handshakeTLS(raw) })
 	}
 }
