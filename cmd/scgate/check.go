@@ -60,6 +60,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "warning: %s:%d: %s\n", w.File, w.Line, w.Message)
 	}
+	if w := cfg.hostsWarning(); w != "" {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	if err := checkLimits(cfg, v, stderr); err != nil {
 		return err
 	}

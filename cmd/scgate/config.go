@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/scgate/scgate/internal/tomlpos"
+	"github.com/scgate/scgate/proxy"
 )
 
 // Config is config.toml. Every field is documented in config.example.toml;
@@ -56,6 +58,10 @@ type ServerConfig struct {
 	MaxConnections          int      `toml:"max_connections"`
 	MaxConnectionsPerSource int      `toml:"max_connections_per_source"`
 	UnidentifiedTimeout     Duration `toml:"unidentified_timeout"`
+	// Hosts are the Host values the gateway answers; AllowBrowsers lets
+	// cross-site browser requests through (proxy/browser.go).
+	Hosts         []string `toml:"hosts"`
+	AllowBrowsers bool     `toml:"allow_browsers"`
 	// ACME: see config_tls.go.
 	ACME ACMEConfig `toml:"acme"`
 }
@@ -281,6 +287,11 @@ func (c *Config) validate() error {
 			add(c.problem(fmt.Sprintf("%q: give scheme://host[:port] only", s.PublicURL), "server", "public_url"))
 		}
 	}
+	for i, h := range s.Hosts {
+		if err := proxy.ValidHost(h); err != nil {
+			add(c.problem(fmt.Sprintf("entry %d: %v", i+1, err), "server", "hosts"))
+		}
+	}
 	if c.Admin.Listen == s.Listen && !strings.HasSuffix(s.Listen, ":0") {
 		add(c.problem("the admin listener must not share the gateway's address", "admin", "listen"))
 	}
@@ -365,6 +376,25 @@ func (c *Config) validateIdentity() []error {
 		errs = append(errs, c.problem(fmt.Sprintf("%q: use uri, dns or cn", s), "identity", "mtls", "source"))
 	}
 	return errs
+}
+
+// loopbackListener reports whether server.listen binds only a loopback
+// address (then, with no server.hosts, the gateway answers only to that
+// address and localhost).
+func (c *Config) loopbackListener() bool {
+	host, _, err := net.SplitHostPort(c.Server.Listen)
+	return err == nil && isLoopbackHost(host)
+}
+
+// hostsWarning is the warning for a gateway reachable from the network that
+// answers any Host, or "" when there is none.
+func (c *Config) hostsWarning() string {
+	if len(c.Server.Hosts) > 0 || c.loopbackListener() {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d: server.hosts is not set and server.listen %q is not a loopback address: the gateway answers any Host, "+
+		"so a web page that re-points its own name at this address (DNS rebinding) can call it through a browser on the network; "+
+		"list the names callers use in server.hosts", c.path, c.lines.Line("server", "listen"), c.Server.Listen)
 }
 
 func isLoopbackHost(h string) bool {

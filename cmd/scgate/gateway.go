@@ -214,6 +214,12 @@ func (g *gateway) newHandler() (*proxy.Handler, error) {
 	if cfg.Upstream.DangerouslySkipTLSVerify {
 		g.log.Warn("upstream.dangerously_skip_tls_verify is set: the broadcaster's certificate is NOT verified, so anyone on the path can read every key scgate sends; set upstream.ca_file instead")
 	}
+	if w := cfg.hostsWarning(); w != "" {
+		g.log.Warn(w)
+	}
+	if cfg.Server.AllowBrowsers {
+		g.log.Warn("server.allow_browsers is set: web pages on other sites can send requests through a browser that reaches this gateway")
+	}
 	transport, err := upstreamTransport(cfg.Upstream)
 	if err != nil {
 		return nil, err
@@ -242,6 +248,7 @@ func (g *gateway) newHandler() (*proxy.Handler, error) {
 		Rejections: g.rotation.rejections, ReplayBodyBytes: cfg.Rotation.replayBodyBytes(),
 		RejectionCheck: cfg.Rotation.rejectionCheck(),
 		TrustedProxies: proxies, ProxyHeaders: proxyHeaders, StripBearer: cfg.Identity.JWT.set(),
+		Hosts: cfg.Server.Hosts, LoopbackHosts: cfg.loopbackListener(), AllowBrowsers: cfg.Server.AllowBrowsers,
 	})
 }
 
