@@ -35,6 +35,11 @@ type ServerOptions struct {
 	MaxHeaderBytes int
 	// Logger receives the server's own errors (TLS handshakes, panics).
 	Logger *zap.Logger
+	// MaxConnectionAge closes connections older than this after their next
+	// response (HTTP/2: a graceful GOAWAY), so every caller's certificate
+	// and CA are checked again by a new handshake at least this often
+	// (default DefaultMaxConnectionAge; negative switches it off).
+	MaxConnectionAge time.Duration
 }
 
 // Server is one bound listener with its http.Server.
@@ -56,7 +61,8 @@ func Listen(h http.Handler, opts ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           limitConnectionAge(h, maxConnectionAge(opts.MaxConnectionAge)),
+		ConnContext:       connContext,
 		TLSConfig:         opts.TLSConfig,
 		ReadHeaderTimeout: orDefault(opts.ReadHeaderTimeout, 10*time.Second),
 		ReadTimeout:       orDefault(opts.ReadTimeout, 2*time.Minute),

@@ -28,9 +28,10 @@ type ServerOptions struct {
 	// GetCertificate.
 	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// ClientCAs, when set, makes the server ask for client certificates and
-	// verify them against the pool current at each handshake. Nil means no
-	// client certificates are asked for.
-	ClientCAs *ClientCAs
+	// verify them against the pool current at each handshake: a *ClientCAs,
+	// or a *Trust for SPIFFE trust bundles. Nil means no client
+	// certificates are asked for.
+	ClientCAs CAPool
 	// ClientAuth is ClientAuthRequire or ClientAuthVerifyIfGiven; empty
 	// means ClientAuthRequire. It needs ClientCAs.
 	ClientAuth string
@@ -38,6 +39,13 @@ type ServerOptions struct {
 	// http/1.1. An ACME source using the TLS-ALPN challenge adds
 	// "acme-tls/1".
 	NextProtos []string
+}
+
+// CAPool is a reloadable pool of client CAs. Pool returns the pool current
+// now; a reload stores a new pool rather than modifying the old one, so its
+// pointer identifies a version.
+type CAPool interface {
+	Pool() *x509.CertPool
 }
 
 // ServerConfig returns the listener's tls.Config: TLS 1.2 at least, the
@@ -60,6 +68,16 @@ func ServerConfig(opts ServerOptions) (*tls.Config, error) {
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: opts.GetCertificate,
 		NextProtos:     slices.Clone(protos),
+	}
+	switch c := opts.ClientCAs.(type) {
+	case *ClientCAs:
+		if c == nil { // a nil pointer in the interface still means none
+			opts.ClientCAs = nil
+		}
+	case *Trust:
+		if c == nil {
+			opts.ClientCAs = nil
+		}
 	}
 	if opts.ClientCAs == nil {
 		if opts.ClientAuth != "" {
@@ -116,7 +134,7 @@ func ServerConfig(opts ServerOptions) (*tls.Config, error) {
 type configCache struct {
 	base *tls.Config
 	acme *tls.Config // for TLS-ALPN-01 validation handshakes; nil without
-	cas  *ClientCAs
+	cas  CAPool
 	cur  atomic.Pointer[cachedConfig]
 }
 
