@@ -207,7 +207,7 @@ func wantRefused(t *testing.T, what string, a answer) {
 	t.Helper()
 	var body struct{ Error, Message, RequestID string }
 	if a.status != http.StatusUnauthorized || a.code != "unauthenticated" || json.Unmarshal([]byte(a.body), &body) != nil || body.Error != "unauthenticated" {
-		t.Fatalf("%s: got %d %q %s, want 401 unauthenticated", what, a.status, a.code, a.body)
+		t.Fatalf("%s: got %d %q %.200s, want 401 unauthenticated", what, a.status, a.code, a.body)
 	}
 }
 
