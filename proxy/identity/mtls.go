@@ -132,14 +132,14 @@ func (m *mtls) Resolve(r *http.Request) (string, error) {
 	}
 	leaf := r.TLS.PeerCertificates[0]
 	cache := peerCacheFrom(r.Context())
-	if id, ok := cache.lookup(m, leaf, anchors, now); ok {
-		return id, nil
+	if id, hit, err := cache.lookup(m, leaf, anchors, now); hit {
+		return id, err
 	}
 	id, chain, err := m.verify(r.TLS.PeerCertificates, r.TLS.VerifiedChains[0], anchors, now)
+	cache.store(m, leaf, anchors, id, chain, err)
 	if err != nil {
 		return "", err
 	}
-	cache.store(m, leaf, anchors, id, chain)
 	return id, nil
 }
 
