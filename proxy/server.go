@@ -42,6 +42,12 @@ type ServerOptions struct {
 	// OnTLSHandshakeError, if set, is called with the reason of every
 	// failed TLS handshake (serverlimits.go), for a metric.
 	OnTLSHandshakeError func(reason string)
+
+	// MaxConnectionAge closes connections older than this after their next
+	// response (HTTP/2: a graceful GOAWAY), so every caller's certificate
+	// and CA are checked again by a new handshake at least this often
+	// (default DefaultMaxConnectionAge; negative switches it off).
+	MaxConnectionAge time.Duration
 }
 
 // Server is one bound listener with its http.Server.
@@ -64,9 +70,10 @@ func Listen(h http.Handler, opts ServerOptions) (*Server, error) {
 	}
 	srv := &http.Server{
 		// The guard and ConnContext carry each HTTP/1 request's framing
-		// verdict (framing.go) to the handler.
-		Handler:           framingGuard{next: h},
-		ConnContext:       framingConnContext,
+		// verdict (framing.go) to the handler, and the connection's accept
+		// time and peer-verdict cache (connage.go) to the mTLS resolver.
+		Handler:           framingGuard{next: limitConnectionAge(h, maxConnectionAge(opts.MaxConnectionAge))},
+		ConnContext:       chainConnContext(callerConnContext, framingConnContext),
 		TLSConfig:         opts.TLSConfig,
 		ReadHeaderTimeout: orDefault(opts.ReadHeaderTimeout, 10*time.Second),
 		ReadTimeout:       orDefault(opts.ReadTimeout, 2*time.Minute),

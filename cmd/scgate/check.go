@@ -29,8 +29,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if *failOn < 0 {
 		return usageError{"--fail-on-expiry must not be negative"}
 	}
-	if _, err := buildIdentity(context.Background(), cfg.Identity, zap.NewNop()); err != nil {
+	if _, err := buildIdentity(context.Background(), cfg.Identity, zap.NewNop(), nil); err != nil {
 		return err
+	}
+	for _, w := range cfg.identityWarnings() {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	if err := checkCentral(cfg, stderr); err != nil {
 		return err
@@ -47,10 +50,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("server TLS: %w", err)
 		}
 	}
-	if cfg.Server.ClientCAFile != "" {
-		if _, err := tlsconf.NewClientCAs(tlsconf.ClientCAOptions{File: cfg.Server.ClientCAFile, PollInterval: -1}); err != nil {
-			return fmt.Errorf("server.client_ca_file: %w", err)
-		}
+	if _, err := newTrust(cfg, zap.NewNop(), false, nil); err != nil {
+		return err
 	}
 	now := time.Now()
 	v, warnings, err := cfg.loadVault(now)

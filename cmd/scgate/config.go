@@ -62,6 +62,8 @@ type ServerConfig struct {
 	// cross-site browser requests through (proxy/browser.go).
 	Hosts         []string `toml:"hosts"`
 	AllowBrowsers bool     `toml:"allow_browsers"`
+	// MaxConnectionAge: see config_mtls.go.
+	MaxConnectionAge Duration `toml:"max_connection_age"`
 	// ACME: see config_tls.go.
 	ACME ACMEConfig `toml:"acme"`
 }
@@ -106,12 +108,16 @@ type IdentityConfig struct {
 	TrustedProxies []string     `toml:"trusted_proxies"`
 	JWT            JWTConfig    `toml:"jwt"`
 	Header         HeaderConfig `toml:"header"`
+	// AllowOverlap: see config_mtls.go.
+	AllowOverlap bool `toml:"allow_overlap"`
 }
 
 // MTLSConfig says which part of a verified client certificate is the identity.
 type MTLSConfig struct {
 	Source       string   `toml:"source"`
 	TrustDomains []string `toml:"trust_domains"`
+	// TrustBundles: see config_mtls.go.
+	TrustBundles map[string]string `toml:"trust_bundles"`
 }
 
 // LogConfig configures zap.
@@ -202,6 +208,7 @@ func (c *Config) applyDefaults() {
 	setDuration(&s.IdleTimeout, 2*time.Minute)
 	setDuration(&s.ShutdownDelay, 5*time.Second)
 	setDuration(&s.ShutdownTimeout, 30*time.Second)
+	setDuration(&s.MaxConnectionAge, defaultMaxConnectionAge)
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = 64 << 10
 	}
@@ -222,7 +229,7 @@ func (c *Config) applyDefaults() {
 	c.Identity.MTLS.Source = orString(c.Identity.MTLS.Source, "uri")
 	if len(c.Identity.Order) == 0 {
 		// Strongest evidence first: a verified certificate, then the network.
-		if c.Server.ClientCAFile != "" {
+		if c.clientCertsConfigured() {
 			c.Identity.Order = append(c.Identity.Order, "mtls")
 		}
 		c.Identity.Order = append(c.Identity.Order, c.Identity.defaultOrder()...)
@@ -248,6 +255,7 @@ func (c *Config) resolvePaths(dir string) {
 			*p = filepath.Join(dir, *p)
 		}
 	}
+	c.resolveBundlePaths(dir)
 }
 
 // problem is one validation failure, at the line of the setting it names.
@@ -303,6 +311,7 @@ func (c *Config) validate() error {
 	errs = append(errs, c.validateIdentity()...)
 	errs = append(errs, c.validateRotation()...)
 	errs = append(errs, c.validateCentral()...)
+	errs = append(errs, c.validateMTLS()...)
 	errs = append(errs, c.validateLimits()...)
 	errs = append(errs, c.validatePolicy()...)
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
@@ -358,8 +367,8 @@ func (c *Config) validateIdentity() []error {
 				errs = append(errs, c.problem(`"cidr" is in the order but [identity.cidr] is empty`, "identity", "order"))
 			}
 		case "mtls":
-			if c.Server.ClientCAFile == "" {
-				errs = append(errs, c.problem(`"mtls" is in the order but server.client_ca_file is not set`, "identity", "order"))
+			if !c.clientCertsConfigured() {
+				errs = append(errs, c.problem(`"mtls" is in the order but neither server.client_ca_file nor [identity.mtls.trust_bundles] is set`, "identity", "order"))
 			}
 		case "jwt", "header": // config_identity.go
 			errs = append(errs, c.checkOrdered(r)...)

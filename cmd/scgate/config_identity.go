@@ -5,8 +5,12 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/scgate/scgate/proxy/identity"
 )
 
 // JWTConfig is [identity.jwt]: callers present a signed token (a
@@ -22,6 +26,10 @@ type JWTConfig struct {
 	Leeway             Duration `toml:"leeway"`
 	MinRefreshInterval Duration `toml:"min_refresh_interval"`
 	MaxAge             Duration `toml:"max_age"`
+	// MaxStale, FetchWait and AllowedJWKSHosts: see validateJWKSFetching.
+	MaxStale         Duration `toml:"max_stale"`
+	FetchWait        Duration `toml:"fetch_wait"`
+	AllowedJWKSHosts []string `toml:"allowed_jwks_hosts"`
 }
 
 func (j JWTConfig) set() bool {
@@ -134,6 +142,46 @@ func (c *Config) validateJWT() []error {
 	}
 	if j.JWKSFile != "" && (j.CAFile != "" || j.TokenFile != "") {
 		add("ca_file and token_file are for fetching keys over HTTPS; a jwks_file needs neither", "jwks_file")
+	}
+	return append(errs, c.validateJWKSFetching()...)
+}
+
+// validateJWKSFetching checks the bounds of [identity.jwt]: leeway, the
+// staleness and wait limits of the key refresh, the hosts a discovery
+// document may send scgate to, and that the token never goes over http.
+func (c *Config) validateJWKSFetching() []error {
+	j := c.Identity.JWT
+	var errs []error
+	add := func(msg string, key ...string) {
+		errs = append(errs, c.problem(msg, append([]string{"identity", "jwt"}, key...)...))
+	}
+	if j.Leeway.Duration > identity.MaxLeeway {
+		add(fmt.Sprintf("%v is more than the %v allowed: a larger leeway keeps expired tokens working; fix the clocks instead", j.Leeway.Duration, identity.MaxLeeway), "leeway")
+	}
+	maxAge := j.MaxAge.Duration
+	if maxAge == 0 {
+		maxAge = time.Hour
+	}
+	if j.MaxStale.set && j.MaxStale.Duration < maxAge {
+		add(fmt.Sprintf("%v is shorter than max_age (%v): keys are refreshed at max_age and dropped at max_stale", j.MaxStale.Duration, maxAge), "max_stale")
+	}
+	if j.FetchWait.set && (j.FetchWait.Duration <= 0 || j.FetchWait.Duration > 10*time.Second) {
+		add("give a wait between 1ms and 10s: it is how long a request may wait for a key fetch", "fetch_wait")
+	}
+	if len(j.AllowedJWKSHosts) > 0 && j.DiscoveryURL == "" {
+		add("allowed_jwks_hosts only applies to the jwks_uri of a discovery_url", "allowed_jwks_hosts")
+	}
+	for _, h := range j.AllowedJWKSHosts {
+		if h == "" || strings.ContainsAny(h, "/@?# ") {
+			add(fmt.Sprintf("%q: write a host name or host:port, e.g. \"10.0.0.1:6443\"", h), "allowed_jwks_hosts")
+		}
+	}
+	if j.TokenFile != "" {
+		for key, u := range map[string]string{"jwks_url": j.JWKSURL, "discovery_url": j.DiscoveryURL} {
+			if pu, err := url.Parse(u); u != "" && err == nil && pu.Scheme != "https" {
+				add("token_file is only ever sent over https: use an https URL", key)
+			}
+		}
 	}
 	return errs
 }

@@ -43,11 +43,11 @@ type gateway struct {
 	// SIGHUP to tell what changed.
 	liveLimits ratelimit.Limits
 	livePolicy PolicyConfig
-	certs      *tlsconf.Files     // tls = "files"
-	clientCAs  *tlsconf.ClientCAs // mTLS
-	acme       *tlsconf.ACME      // tls = "acme"; see acme.go
-	challenge  *proxy.Server      // the HTTP-01 listener, with acme
-	certReady  atomic.Bool        // acme: every domain has a certificate
+	certs      *tlsconf.Files                // tls = "files"
+	clientCAs  atomic.Pointer[tlsconf.Trust] // mTLS: client CA file and trust bundles
+	acme       *tlsconf.ACME                 // tls = "acme"; see acme.go
+	challenge  *proxy.Server                 // the HTTP-01 listener, with acme
+	certReady  atomic.Bool                   // acme: every domain has a certificate
 	server     *proxy.Server
 	admin      *proxy.Server
 	ready      atomic.Bool
@@ -163,6 +163,7 @@ func newGateway(cfg *Config, logger *zap.Logger) (_ *gateway, err error) {
 		ReadHeaderTimeout: s.ReadHeaderTimeout.Duration, ReadTimeout: s.ReadTimeout.Duration,
 		WriteTimeout: s.WriteTimeout.Duration, IdleTimeout: s.IdleTimeout.Duration,
 		MaxHeaderBytes: s.MaxHeaderBytes, Logger: logger,
+		MaxConnectionAge:    s.maxConnectionAge(),
 		Conns:               cfg.connLimits(func(r string) { g.metrics.ConnectionsRefused.WithLabelValues(r).Inc() }),
 		OnTLSHandshakeError: func(r string) { g.metrics.TLSHandshakeErrors.WithLabelValues(r).Inc() },
 	})
@@ -224,7 +225,11 @@ func (g *gateway) newHandler() (*proxy.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	resolver, err := buildIdentity(context.Background(), cfg.Identity, g.log.Named("identity"))
+	for _, w := range cfg.identityWarnings() {
+		g.log.Warn(w)
+	}
+	anchors := newAnchorSource(g.clientCAs.Load)
+	resolver, err := buildIdentity(context.Background(), cfg.Identity, g.log.Named("identity"), anchors.Anchors)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +257,7 @@ func (g *gateway) newHandler() (*proxy.Handler, error) {
 	})
 }
 
-func buildIdentity(ctx context.Context, c IdentityConfig, log *zap.Logger) (identity.Resolver, error) {
+func buildIdentity(ctx context.Context, c IdentityConfig, log *zap.Logger, anchors func() *identity.Anchors) (identity.Resolver, error) {
 	proxies, err := buildTrustedProxies(c.TrustedProxies)
 	if err != nil {
 		return nil, err
@@ -276,7 +281,7 @@ func buildIdentity(ctx context.Context, c IdentityConfig, log *zap.Logger) (iden
 			sort.Slice(rules, func(i, j int) bool { return rules[i].Prefix.String() < rules[j].Prefix.String() })
 			r, err = identity.NewCIDR(identity.CIDROptions{Rules: rules, TrustedProxies: proxies})
 		case "mtls":
-			r, err = identity.NewMTLS(identity.MTLSOptions{Source: c.MTLS.Source, TrustDomains: c.MTLS.TrustDomains})
+			r, err = identity.NewMTLS(identity.MTLSOptions{Source: c.MTLS.Source, TrustDomains: c.MTLS.TrustDomains, Anchors: anchors})
 		case "jwt":
 			r, err = buildJWT(ctx, c.JWT, log)
 		case "header":
@@ -334,19 +339,19 @@ func (g *gateway) serverTLS() (*tls.Config, error) {
 	if g.acme != nil {
 		opts.NextProtos = g.acme.NextProtos()
 	}
-	if s.ClientCAFile != "" {
-		cas, err := tlsconf.NewClientCAs(tlsconf.ClientCAOptions{
-			File: s.ClientCAFile, Logger: g.log.Named("client-ca"),
-			OnReload: func(certs []*x509.Certificate, err error) {
-				if err == nil {
-					g.metrics.TLSCertExpiry.WithLabelValues("client_ca").Set(float64(earliestExpiry(certs).Unix()))
-				}
-			},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("server.client_ca_file: %w", err)
+	cas, err := newTrust(g.cfg, g.log.Named("client-ca"), true, func(name string, certs []*x509.Certificate, err error) {
+		if err == nil {
+			if name != "client_ca" {
+				name = "trust_bundle:" + name
+			}
+			g.metrics.TLSCertExpiry.WithLabelValues(name).Set(float64(earliestExpiry(certs).Unix()))
 		}
-		g.clientCAs = cas
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cas != nil {
+		g.clientCAs.Store(cas)
 		// client_auth defaults to "require" and only means something with
 		// a client CA; without one, TLS serves without client certificates.
 		opts.ClientCAs, opts.ClientAuth = cas, s.ClientAuth
@@ -425,8 +430,8 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 	if g.certs != nil {
 		watch("certificate", g.certs.Run)
 	}
-	if g.clientCAs != nil {
-		watch("client-ca", g.clientCAs.Run)
+	if cas := g.clientCAs.Load(); cas != nil {
+		watch("client-ca", cas.Run)
 	}
 	wg.Go(func() {
 		for {
@@ -480,8 +485,8 @@ func (g *gateway) reload() {
 			g.log.Error("certificate reload failed; the previous certificate keeps serving", zap.Error(err))
 		}
 	}
-	if g.clientCAs != nil {
-		if err := g.clientCAs.Reload(); err != nil {
+	if cas := g.clientCAs.Load(); cas != nil {
+		if err := cas.Reload(); err != nil {
 			g.log.Error("client CA reload failed; the previous bundle keeps serving", zap.Error(err))
 		}
 	}

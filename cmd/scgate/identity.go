@@ -55,7 +55,8 @@ func buildJWT(ctx context.Context, c JWTConfig, log *zap.Logger) (identity.Resol
 	keys, err := identity.NewJWKS(fetchCtx, identity.JWKSOptions{
 		File: c.JWKSFile, URL: c.JWKSURL, DiscoveryURL: c.DiscoveryURL, Client: client,
 		BearerTokenFile: c.TokenFile, MinRefreshInterval: c.MinRefreshInterval.Duration,
-		MaxAge: c.MaxAge.Duration, Logger: log,
+		MaxAge: c.MaxAge.Duration, MaxStale: c.MaxStale.Duration, FetchWait: c.FetchWait.Duration,
+		Issuer: c.Issuer, AllowedHosts: c.AllowedJWKSHosts, Logger: log,
 	})
 	if err != nil {
 		return nil, err

@@ -317,7 +317,7 @@ level = "debug"
 	// second handler on the same vault, metrics and logger whose transport
 	// panics while it holds the keyed request.
 	upURL, _ := url.Parse(upSrv.URL)
-	resolver, err := buildIdentity(ctx, cfg.Identity, logger)
+	resolver, err := buildIdentity(ctx, cfg.Identity, logger, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
