@@ -33,8 +33,9 @@ type Metrics struct {
 	KeyRejections    *prometheus.CounterVec // key, prefix
 	VaultReloads     *prometheus.CounterVec // result
 	VaultLastSuccess prometheus.Gauge
-	TLSCertExpiry    *prometheus.GaugeVec // name
-	RateLimitBackend prometheus.Gauge     // 1: the configured limit backend is in use
+	TLSCertExpiry    *prometheus.GaugeVec   // name
+	RateLimitBackend prometheus.Gauge       // 1: the configured limit backend is in use
+	BufferFallbacks  *prometheus.CounterVec // use (rewrite, replay)
 	keySource        atomic.Pointer[func() []KeyState]
 	keyExpiryDesc    *prometheus.Desc
 	keyActiveDesc    *prometheus.Desc
@@ -91,6 +92,10 @@ func New() *Metrics {
 			Name: "scgate_ratelimit_backend_up",
 			Help: "1 while the configured rate-limit backend is in use; 0 while a Redis backend is unreachable and this replica limits alone with its share.",
 		}),
+		BufferFallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scgate_buffer_budget_fallbacks_total",
+			Help: "Requests that did without a buffer because the buffer budget (server.max_buffered_bytes) was spent, by use: rewrite (a paginated answer passed with its links unchanged), replay (a request body was not kept, so a refusal for its key is not retried).",
+		}, []string{"use"}),
 		keyExpiryDesc: prometheus.NewDesc("scgate_key_expiry_timestamp_seconds",
 			"Unix time at which a key version expires (versions with an expiry only).", []string{"key", "prefix"}, nil),
 		keyActiveDesc: prometheus.NewDesc("scgate_key_active",
@@ -99,12 +104,14 @@ func New() *Metrics {
 	// Initialise the result labels so a dashboard sees 0 rather than nothing.
 	m.VaultReloads.WithLabelValues("success")
 	m.VaultReloads.WithLabelValues("error")
+	m.BufferFallbacks.WithLabelValues("rewrite")
+	m.BufferFallbacks.WithLabelValues("replay")
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Requests, m.RequestDuration, m.UpstreamDuration, m.Inflight, m.RateLimited,
 		m.GatewayErrors, m.KeyRejections, m.VaultReloads, m.VaultLastSuccess, m.TLSCertExpiry,
-		m.RateLimitBackend,
+		m.RateLimitBackend, m.BufferFallbacks,
 		keyCollector{m},
 	)
 	return m
