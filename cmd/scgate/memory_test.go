@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 const memKey = "MemoryK1.FAKEfakeFAKEfakeFAKEfakeFAKEfake"
@@ -92,9 +93,19 @@ func TestSlowReadersOfLargePagesKeepRSSSmall(t *testing.T) {
 		}
 		wg.Wait()
 	}()
-	waitUntil(t, "every caller to receive the start of its answer", func() bool {
-		return started.Load()+int32(len(errs)) >= callers
-	})
+	// Polled rather than waited for: a gateway that holds the answers may
+	// take long to send their first bytes, and its RSS tells why.
+	deadline := time.Now().Add(60 * time.Second)
+	for started.Load()+int32(len(errs)) < callers {
+		if peak, _ := procMemory(t, p.cmd.Process.Pid); peak > limitMB*1e6 {
+			t.Fatalf("the gateway's RSS reached %.1f MB with %d answers in flight (%d of them started); the bound is %d MB",
+				float64(peak)/1e6, callers, started.Load(), limitMB)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d callers received the start of their answer within 60 s", started.Load(), callers)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
 	close(proceed)
 	released = true
 	wg.Wait()
