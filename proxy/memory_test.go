@@ -292,6 +292,10 @@ func TestSlowReadersHoldLittleHeap(t *testing.T) {
 	want := []byte(pageWith(gw.URL, upOrigin, size))
 
 	before := liveHeap()
+	var (
+		mu    sync.Mutex
+		conns []net.Conn // closed at the end, so that no caller waits on
+	)
 	var started atomic.Int32
 	proceed := make(chan struct{})
 	errs := make(chan error, callers)
@@ -303,7 +307,9 @@ func TestSlowReadersHoldLittleHeap(t *testing.T) {
 				errs <- err
 				return
 			}
-			defer conn.Close()
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
 			_ = conn.(*net.TCPConn).SetReadBuffer(8 << 10)
 			_, _ = io.WriteString(conn, "GET /api/v2/history/ HTTP/1.1\r\nHost: "+gw.Listener.Addr().String()+"\r\nX-Test-Caller: admin\r\n\r\n")
 			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
@@ -322,11 +328,26 @@ func TestSlowReadersHoldLittleHeap(t *testing.T) {
 	}
 	defer func() {
 		close(proceed)
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
 		wg.Wait()
 	}()
-	waitFor(t, "every caller to have the start of its answer", 20*time.Second, func() bool {
-		return started.Load()+int32(len(errs)) == callers
-	})
+	// Polled rather than waited for: a gateway that holds the answers may
+	// take long to send their first bytes, and its heap tells why.
+	deadline := time.Now().Add(30 * time.Second)
+	for started.Load()+int32(len(errs)) < callers {
+		if grown := liveHeap() - before; grown > limit {
+			t.Fatalf("the live heap grew by %.1f MiB with %d answers in flight (%d started); the bound is %d MiB",
+				float64(grown)/(1<<20), callers, started.Load(), limit>>20)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d callers had the start of their answer within 30 s", started.Load(), callers)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
+	}
 	select {
 	case err := <-errs:
 		t.Fatal(err)
