@@ -57,7 +57,9 @@ func (h *Handler) rewritePageLinks(resp *http.Response, st *state) error {
 		},
 		MaxReplacement: maxReplacement,
 	}
-	if !small {
+	if small {
+		opts.SizeHint = resp.ContentLength
+	} else {
 		// Freed at the end of the body, or as soon as the rest passes through
 		// unchanged, so that a slow reader's reservation ends early.
 		opts.Release = release
@@ -68,7 +70,7 @@ func (h *Handler) rewritePageLinks(resp *http.Response, st *state) error {
 	resp.Body = readCloser{r, closeFunc(func() error { err := r.Close(); release(); return err })}
 	if small {
 		var out bytes.Buffer
-		out.Grow(smallPageOut + bytes.MinRead)
+		out.Grow(int(resp.ContentLength) + bytes.MinRead) // grows if the links grow
 		if _, err := out.ReadFrom(io.LimitReader(r, smallPageOut+1)); err != nil {
 			return err
 		}

@@ -48,6 +48,9 @@ type Options struct {
 	// MaxReplacement bounds a replacement's JSON encoding; a longer one is not
 	// made (the link stays). 0 means MaxLinkBytes.
 	MaxReplacement int
+	// SizeHint, when positive, is the body's length if known: a small body
+	// gets buffers of its size rather than BufferSize.
+	SizeHint int64
 	// Release, when set, is called once when the Reader no longer holds any
 	// buffer: at the end of the source, once it passes the rest through, or at
 	// Close, whichever comes first.
@@ -159,8 +162,12 @@ func (r *Reader) Read(p []byte) (int, error) {
 				return 0, r.err
 			}
 			if r.in == nil {
-				r.in = make([]byte, BufferSize)
-				r.out = make([]byte, 0, outLimit+BufferSize)
+				n := BufferSize
+				if h := r.opts.SizeHint; h > 0 && h < BufferSize {
+					n = int(h) + 1 // one more, to see the end with the body
+				}
+				r.in = make([]byte, n)
+				r.out = make([]byte, 0, 2*n)
 			}
 			r.base += int64(r.inEnd)
 			n, err := r.src.Read(r.in)
