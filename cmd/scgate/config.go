@@ -51,6 +51,7 @@ type ServerConfig struct {
 	IdleTimeout       Duration `toml:"idle_timeout"`
 	MaxHeaderBytes    int      `toml:"max_header_bytes"`
 	MaxBodyBytes      int64    `toml:"max_body_bytes"`
+	MaxBufferedBytes  int64    `toml:"max_buffered_bytes"` // config_buffers.go
 	ShutdownDelay     Duration `toml:"shutdown_delay"`
 	ShutdownTimeout   Duration `toml:"shutdown_timeout"`
 	PublicURL         string   `toml:"public_url"`
@@ -310,6 +311,7 @@ func (c *Config) validate() error {
 	}
 	errs = append(errs, c.validateIdentity()...)
 	errs = append(errs, c.validateRotation()...)
+	errs = append(errs, c.validateBuffers()...)
 	errs = append(errs, c.validateCentral()...)
 	errs = append(errs, c.validateMTLS()...)
 	errs = append(errs, c.validateLimits()...)

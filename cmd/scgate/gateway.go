@@ -249,7 +249,7 @@ func (g *gateway) newHandler() (*proxy.Handler, error) {
 		Upstream: upstream, Transport: transport, Identity: resolver, Vault: g.vault,
 		Limiter: g.limiter, Policy: g.policy, MaxUpstreamPause: cfg.maxUpstreamPause(),
 		Metrics: g.metrics, Logger: g.log.Named("access"),
-		MaxBodyBytes: cfg.Server.MaxBodyBytes, PublicURL: public,
+		MaxBodyBytes: cfg.Server.MaxBodyBytes, PublicURL: public, BufferBudget: cfg.Server.MaxBufferedBytes,
 		Rejections: g.rotation.rejections, ReplayBodyBytes: cfg.Rotation.replayBodyBytes(),
 		RejectionCheck: cfg.Rotation.rejectionCheck(),
 		TrustedProxies: proxies, ProxyHeaders: proxyHeaders, StripBearer: cfg.Identity.JWT.set(),
