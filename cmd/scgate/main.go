@@ -204,14 +204,27 @@ func startCPUProfile(path string) (func(), error) {
 	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
 }
 
+// versionString reports the version stamped with -ldflags, else the module
+// version the go command recorded (go install ...@v1.2.3), and the VCS
+// revision from the build info ("+dirty" for a modified tree).
 func versionString() string {
-	commit := "unknown"
+	v, commit := version, "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		modified := false
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
+			switch s.Key {
+			case "vcs.revision":
 				commit = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
 			}
 		}
+		if modified && commit != "unknown" {
+			commit += "+dirty"
+		}
 	}
-	return fmt.Sprintf("scgate %s (commit %s, %s %s/%s)", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return fmt.Sprintf("scgate %s (commit %s, %s %s/%s)", v, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
