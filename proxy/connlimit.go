@@ -191,6 +191,15 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// CloseWrite passes net/http's half-close on to the TCP connection, so that
+// a refusal sent before a close is not lost to a reset.
+func (c *trackedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // expire closes the connection if no identified request has come on it.
 func (c *trackedConn) expire() {
 	if c.identified.Load() {
@@ -227,4 +236,12 @@ func markIdentified(ctx context.Context) {
 	}
 	tc.identified.Store(true)
 	tc.l.identify(tc)
+}
+
+// connIdentified reports whether the request's connection already carried a
+// request from an identified caller (a balancer's connection shared by many
+// callers): a stranger's refusal must not close it for all of them.
+func connIdentified(ctx context.Context) bool {
+	tc, ok := ctx.Value(connKey{}).(*trackedConn)
+	return ok && tc.identified.Load()
 }

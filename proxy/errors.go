@@ -97,7 +97,7 @@ func (h *Handler) writeError(w http.ResponseWriter, st *state, e *gatewayError) 
 	// GOAWAY). A caller who is not in the vault keeps no connection open
 	// after a refusal: idle connections of strangers would otherwise hold
 	// memory until the idle timeout.
-	if e.close || (!st.known && (e.status == http.StatusUnauthorized || e.status == http.StatusForbidden)) {
+	if e.close || (!st.known && !st.sharedConn && (e.status == http.StatusUnauthorized || e.status == http.StatusForbidden)) {
 		hdr.Set("Connection", "close")
 	}
 	if e.rl != nil {

@@ -152,7 +152,9 @@ func (l *framingListener) handshakeTLS(raw net.Conn) {
 			// As net/http does: a plain HTTP request on the TLS port.
 			_ = re.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
-		} else if l.ctx.Err() == nil {
+			err = errors.New("client sent an HTTP request to an HTTPS server") // counted as not_tls, as net/http logs it
+		}
+		if l.ctx.Err() == nil {
 			l.errLog.Printf("http: TLS handshake error from %s: %v", raw.RemoteAddr(), err)
 		}
 		_ = raw.Close()

@@ -254,6 +254,7 @@ type state struct {
 	err            error
 	bytesOut       int64
 	tls            bool   // the caller came over TLS
+	sharedConn     bool   // the connection already carried an identified caller's request
 	host           string // the Host the caller used
 	retry          retryState
 	bufferFallback string // useRewrite or useReplay when the buffer budget was spent
@@ -275,6 +276,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		tls:   r.TLS != nil,
 		host:  r.Host,
 	}
+	st.sharedConn = connIdentified(r.Context())
 	st.idValue[0] = st.id
 	st.idHeader = st.idValue[:]
 	st.rec = recorder{ResponseWriter: w, st: st}
