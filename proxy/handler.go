@@ -19,6 +19,7 @@ import (
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/metrics"
 	"github.com/scgate/scgate/proxy/identity"
+	"github.com/scgate/scgate/proxy/policy"
 	"github.com/scgate/scgate/proxy/ratelimit"
 )
 
@@ -146,10 +147,10 @@ func New(opts Options) (*Handler, error) {
 		h.now = time.Now
 	}
 	if h.maxBody <= 0 {
-		h.maxBody = 32 << 20
+		h.maxBody = DefaultMaxBodyBytes
 	}
 	if h.rewriteLimit <= 0 {
-		h.rewriteLimit = 4 << 20
+		h.rewriteLimit = DefaultRewriteLimit
 	}
 	if h.replayBody == 0 {
 		h.replayBody = DefaultReplayBodyBytes
@@ -162,7 +163,7 @@ func New(opts Options) (*Handler, error) {
 		h.rejections = rej
 	}
 	if h.maxPause <= 0 {
-		h.maxPause = 5 * time.Minute
+		h.maxPause = DefaultMaxUpstreamPause
 	}
 	transport := opts.Transport
 	if transport == nil {
@@ -210,8 +211,9 @@ type state struct {
 	caller         string // "" until identified
 	known          bool   // caller is in the vault: only then is it a metric label
 	route          string
-	path           string // the normalised path (policy.Normalize)
-	keyName        string // the caller's vault key, for the key's limits
+	rule           policy.Decision // the route policy's decision
+	path           string          // the normalised path (policy.Normalize)
+	keyName        string          // the caller's vault key, for the key's limits
 	admission      ratelimit.Admission
 	version        *keyvault.Version
 	status         int
@@ -258,42 +260,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	if e := checkRequest(r); e != nil {
 		return e
 	}
-	if e := checkPath(r, st); e != nil {
-		return e
-	}
-	h.strip.inbound(r)
-
-	caller, err := h.identity.Resolve(r)
-	if err != nil {
-		return newError(CodeUnauthenticated, http.StatusUnauthorized,
-			"no caller identity could be established for this request; check the client certificate, source address or sidecar identity", err)
-	}
-	st.caller = caller
-
-	vault := h.vault.Current()
-	key, ok := vault.KeyOf(caller)
-	if !ok {
-		return newError(CodeForbidden, http.StatusForbidden,
-			"caller "+quote(caller)+" has no key in the vault; ask the gateway's operators to add it under [callers]", nil)
-	}
-	st.known = true
-	st.keyName = key.Name
-
-	if e := h.authorise(r, st); e != nil {
-		return e
-	}
-	if e := h.limit(r.Context(), st); e != nil {
+	vault, e := h.decide(r.Context(), st, r, "", r.Method, r.URL.EscapedPath())
+	if e != nil {
 		return e
 	}
 	defer st.admission.Release()
-
-	v, err := vault.SelectAvoiding(caller, h.now(), h.rejections)
-	if err != nil {
-		return newError(CodeNoValidKey, http.StatusServiceUnavailable,
-			"caller "+quote(caller)+"'s key has no version valid now (all expired or not yet valid); ops must add a valid version to the vault", err)
-	}
-	st.version = v
-	st.retry.key, _ = vault.KeyOf(caller)
+	st.retry.key, _ = vault.KeyOf(st.caller)
 
 	if r.ContentLength > h.maxBody {
 		return errTooLarge(h.maxBody, nil)

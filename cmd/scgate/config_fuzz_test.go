@@ -1,11 +1,16 @@
 package main
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
+	"github.com/scgate/scgate/proxy/policy"
+	"github.com/scgate/scgate/proxy/ratelimit"
 )
 
-// FuzzConfig: parseConfig never panics on any file, decides the same way
+// FuzzConfig: config.Parse never panics on any file, decides the same way
 // twice, names the file in every problem it reports (one per line, each
 // FILE:LINE: or FILE: ...), and a config it accepts has what the gateway
 // needs (an upstream, a vault, an identity order) and builds its limits and
@@ -20,10 +25,10 @@ func FuzzConfig(f *testing.F) {
 	f.Add([]byte("[identity]\ntrusted_proxies = [\"10.1.0.0/8\"]\n[identity.header]\nname = \"X\"\n[log]\nlevel = \"loud\"\n[server]\nread_timeout = \"-1s\"\n"))
 	f.Add([]byte("[server\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := parseConfig("fuzz.toml", data)
-		cfg2, err2 := parseConfig("fuzz.toml", data)
+		cfg, err := config.Parse("fuzz.toml", data)
+		cfg2, err2 := config.Parse("fuzz.toml", data)
 		if (err == nil) != (err2 == nil) || (err != nil && err.Error() != err2.Error()) {
-			t.Fatalf("parseConfig is not deterministic: %v / %v", err, err2)
+			t.Fatalf("config.Parse is not deterministic: %v / %v", err, err2)
 		}
 		if err != nil {
 			if cfg != nil {
@@ -36,16 +41,17 @@ func FuzzConfig(f *testing.F) {
 			}
 			return
 		}
-		if !sameConfig(cfg, cfg2) {
+		if len(config.RestartNeeded(cfg, cfg2)) > 0 || !reflect.DeepEqual(cfg.Policy, cfg2.Policy) ||
+			!reflect.DeepEqual(cfg.Limits.RateLimits(), cfg2.Limits.RateLimits()) {
 			t.Fatal("the same file gave two configs")
 		}
 		if cfg.Upstream.URL == "" || cfg.Vault.File == "" || len(cfg.Identity.Order) == 0 {
 			t.Fatalf("accepted without upstream, vault or identity: %+v", cfg)
 		}
-		if _, err := cfg.routePolicy(); err != nil {
+		if _, err := policy.New(cfg.Policy.Options()); err != nil {
 			t.Fatalf("accepted, but the route policy does not build: %v", err)
 		}
-		if _, err := cfg.limitsFor("x", "y"); err != nil {
+		if _, err := ratelimit.New(ratelimit.Options{Limits: cfg.Limits.RateLimits()}); err != nil {
 			t.Fatalf("accepted, but the limits do not build: %v", err)
 		}
 	})

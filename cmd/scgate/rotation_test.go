@@ -40,13 +40,13 @@ not_before = 2020-01-01T00:00:00Z
 	core, logs := observer.New(zapcore.InfoLevel)
 	g, _ := startGatewayWith(t, p, zap.New(core), nil)
 
-	base := "http://" + g.server.Addr().String()
+	base := "http://" + g.Addr().String()
 	for range 3 {
 		if code, body := get(t, http.DefaultClient, base+"/api/v2/playlists/"); code != http.StatusOK {
 			t.Fatalf("caller got %d: %s", code, body)
 		}
 	}
-	_, metrics := get(t, http.DefaultClient, "http://"+g.admin.Addr().String()+"/metrics")
+	_, metrics := get(t, http.DefaultClient, "http://"+g.AdminAddr().String()+"/metrics")
 	for _, want := range []string{
 		`scgate_key_active{key="k",prefix="KeyRevk1"} 0`,
 		`scgate_key_active{key="k",prefix="KeyGood1"} 1`,

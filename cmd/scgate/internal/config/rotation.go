@@ -1,0 +1,63 @@
+package config
+
+import (
+	"fmt"
+
+	"github.com/scgate/scgate/keyvault"
+	"github.com/scgate/scgate/proxy"
+)
+
+// Rotation is [rotation]: how scgate helps ops rotate keys (README.md,
+// "Rotating a key").
+type Rotation struct {
+	// RejectionCooldown is how long a key version the broadcaster refused
+	// (403) is set aside in favour of a standby version.
+	RejectionCooldown Duration `toml:"rejection_cooldown"`
+	// ReplayBodyBytes is the largest request body buffered so that a request
+	// refused for its key can be retried with a standby version; 0 retries
+	// only requests without a body. Absent: proxy.DefaultReplayBodyBytes.
+	ReplayBodyBytes *int64 `toml:"replay_body_bytes"`
+	// ExpiryWarnBefore is how far ahead a key version's expiry is warned
+	// about in the log (once a day per version).
+	ExpiryWarnBefore Duration `toml:"expiry_warn_before"`
+}
+
+func (r *Rotation) defaults() {
+	r.RejectionCooldown.orDefault(keyvault.DefaultCoolDown)
+	r.ExpiryWarnBefore.orDefault(keyvault.DefaultWarnBefore)
+}
+
+func (r Rotation) validate(p *problems, c *Config) {
+	if r.RejectionCooldown.Duration <= 0 {
+		p.add(`must be longer than 0, like "5m": a refused key version is set aside this long`, "rotation", "rejection_cooldown")
+	}
+	if r.ExpiryWarnBefore.Duration <= 0 {
+		p.add(`must be longer than 0, like "336h" (14 days)`, "rotation", "expiry_warn_before")
+	}
+	if r.ReplayBodyBytes != nil && (*r.ReplayBodyBytes < 0 || *r.ReplayBodyBytes > c.Server.MaxBodyBytes) {
+		p.add(fmt.Sprintf("must be between 0 (retry only requests without a body) and server.max_body_bytes (%d)", c.Server.MaxBodyBytes),
+			"rotation", "replay_body_bytes")
+	}
+}
+
+// ReplayBody is the value for proxy.Options.ReplayBodyBytes.
+func (r Rotation) ReplayBody() int64 {
+	switch {
+	case r.ReplayBodyBytes == nil:
+		return proxy.DefaultReplayBodyBytes
+	case *r.ReplayBodyBytes == 0:
+		return -1 // proxy: negative means "no body is buffered"
+	}
+	return *r.ReplayBodyBytes
+}
+
+// RejectionsOptions is [rotation] as keyvault.NewRejections takes it.
+func (r Rotation) RejectionsOptions() keyvault.RejectionsOptions {
+	return keyvault.RejectionsOptions{CoolDown: r.RejectionCooldown.Duration}
+}
+
+// ExpiryWarnerOptions is [rotation] as keyvault.NewExpiryWarner takes it
+// (the Logger is the gateway's to set).
+func (r Rotation) ExpiryWarnerOptions() keyvault.ExpiryWarnerOptions {
+	return keyvault.ExpiryWarnerOptions{WarnBefore: r.ExpiryWarnBefore.Duration}
+}
