@@ -281,4 +281,10 @@ static = "svc"
 		return logs.FilterMessageSnippet("restart scgate").Len() == 1 &&
 			logs.FilterMessage("SIGHUP: reloading").Len() == 1
 	})
+	// The line names the setting, from the config schema (not a list kept
+	// by hand), and only it.
+	line := logs.FilterMessageSnippet("restart scgate").All()[0]
+	if got := fmt.Sprint(line.ContextMap()["settings"]); got != "[server.max_header_bytes]" {
+		t.Fatalf("restart needed for %s, want [server.max_header_bytes]", got)
+	}
 }
