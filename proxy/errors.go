@@ -11,7 +11,7 @@ import (
 	"github.com/scgate/scgate/proxy/ratelimit"
 )
 
-// Error codes of design.md §5 (contract).
+// Error codes of docs/design.md, Error bodies (contract).
 const (
 	CodeUnauthenticated     = "unauthenticated"
 	CodeForbidden           = "forbidden"

@@ -11,7 +11,7 @@ import (
 	"github.com/scgate/scgate/keyvault"
 )
 
-// Rejection failover (design.md §4). When the broadcaster answers 403 to a
+// Rejection failover (docs/design.md, Vault file). When the broadcaster answers 403 to a
 // request carrying a key version, the version is marked rejected for a
 // cool-down (keyvault.Rejections), counted and logged once per cool-down,
 // and a replayable request is sent once more with the key's next standby

@@ -233,7 +233,7 @@ type state struct {
 
 type stateKey struct{}
 
-// ServeHTTP runs the stages of design.md §1 in order.
+// ServeHTTP runs the stages of docs/design.md, Request path, in order.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &state{
 		id:    requestID(r.Header.Get("X-Request-Id")),

@@ -113,7 +113,7 @@ type LifecycleOptions struct {
 
 // Run serves until ctx is done (SIGTERM), then: OnDrain, ShutdownDelay of
 // normal service, and a drain of in-flight requests up to ShutdownTimeout
-// (design.md §8). It returns the first server error, if any.
+// (docs/design.md, Lifecycle). It returns the first server error, if any.
 func Run(ctx context.Context, o LifecycleOptions) error {
 	logger := o.Logger
 	if logger == nil {

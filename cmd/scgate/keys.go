@@ -123,7 +123,7 @@ func bound(t *time.Time, none string) string {
 }
 
 // defaultVerifyPath is a cheap GET that needs a key on the current
-// Streaming.Center docs (broadcaster-api.md §5).
+// Streaming.Center docs (docs/design.md, The broadcaster API).
 const defaultVerifyPath = "/api/v2/playlists/?server=1"
 
 // cmdKeysVerify asks the broadcaster, with each key version in turn, for a

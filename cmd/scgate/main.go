@@ -17,7 +17,7 @@ import (
 	"github.com/scgate/scgate/cmd/scgate/internal/config"
 )
 
-// Exit codes (docs/design.md, "CLI").
+// Exit codes (docs/design.md, CLI).
 const (
 	exitOK      = 0
 	exitInvalid = 1
