@@ -64,9 +64,7 @@ type errorBody struct {
 func (h *Handler) writeError(w http.ResponseWriter, st *state, e *gatewayError) {
 	st.code = e.code
 	st.err = e
-	if h.metrics != nil {
-		h.metrics.GatewayErrors.WithLabelValues(e.code).Inc()
-	}
+	h.metrics.GatewayError(e.code)
 	if e.status == statusClientClosed {
 		st.status = statusClientClosed
 		// Nothing is written, and the response must not look complete: a

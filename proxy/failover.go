@@ -124,9 +124,7 @@ func (h *Handler) reject(st *state, v *keyvault.Version) {
 	if !first {
 		return
 	}
-	if h.metrics != nil {
-		h.metrics.KeyRejections.WithLabelValues(v.Key, v.Secret.Prefix()).Inc()
-	}
+	h.metrics.KeyRejected(v.Key, v.Secret.Prefix())
 	standby := "none"
 	if next := st.retry.key.Standby(h.now(), v, h.rejections); next != nil {
 		standby = next.Secret.Prefix()

@@ -104,7 +104,6 @@ type Handler struct {
 	rejections   *keyvault.Rejections
 	replayBody   int64
 	strip        stripper
-	series       *seriesCache // nil without metrics
 	rp           *httputil.ReverseProxy
 }
 
@@ -139,9 +138,6 @@ func New(opts Options) (*Handler, error) {
 	}
 	if h.log == nil {
 		h.log = zap.NewNop()
-	}
-	if h.metrics != nil {
-		h.series = newSeriesCache(h.metrics)
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -246,10 +242,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.idHeader = st.idValue[:]
 	st.rec = recorder{ResponseWriter: w, st: st}
 	rec := &st.rec
-	if h.metrics != nil {
-		h.metrics.Inflight.Inc()
-		defer h.metrics.Inflight.Dec()
-	}
+	h.metrics.RequestStarted()
+	defer h.metrics.RequestDone()
 	defer h.observe(r, st)
 	if e := h.serve(rec, r, st); e != nil {
 		h.writeError(rec, st, e)

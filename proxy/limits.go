@@ -26,9 +26,7 @@ func (h *Handler) limit(ctx context.Context, st *state) *gatewayError {
 	if a.Allowed {
 		return nil
 	}
-	if h.metrics != nil {
-		h.metrics.RateLimited.WithLabelValues(st.caller, string(a.Scope)).Inc()
-	}
+	h.metrics.RateLimited(st.caller, string(a.Scope))
 	var msg string
 	switch {
 	case a.Concurrency:

@@ -92,7 +92,7 @@ func TestConcurrencyCapRejectsExactlyTheExtraRequest(t *testing.T) {
 			t.Fatalf("in-flight request %d did not succeed: %v", i, r)
 		}
 	}
-	if got := testutil.ToFloat64(e.metrics.RateLimited.WithLabelValues("admin", "caller")); got != 1 {
+	if got := testutil.ToFloat64(e.metrics.RateLimitedTotal.WithLabelValues("admin", "caller")); got != 1 {
 		t.Fatalf("scgate_rate_limited_total{caller=admin,scope=caller} = %v, want 1", got)
 	}
 	if got := testutil.ToFloat64(e.metrics.GatewayErrors.WithLabelValues(proxy.CodeRateLimited)); got != 1 {
@@ -126,7 +126,7 @@ func TestConcurrencyCapQueuesInWaitMode(t *testing.T) {
 			t.Fatalf("a request failed: %v", r)
 		}
 	}
-	if got := testutil.ToFloat64(e.metrics.RateLimited.WithLabelValues("admin", "caller")); got != 0 {
+	if got := testutil.ToFloat64(e.metrics.RateLimitedTotal.WithLabelValues("admin", "caller")); got != 0 {
 		t.Fatalf("%v requests were refused in wait mode", got)
 	}
 }
@@ -145,7 +145,7 @@ func TestKeyBucketIsSharedAcrossCallersAtTheGateway(t *testing.T) {
 	if resp.Header.Get("Retry-After") != "2" || !strings.Contains(body, `key \"shared\"`) {
 		t.Fatalf("Retry-After %q: %s", resp.Header.Get("Retry-After"), body)
 	}
-	if got := testutil.ToFloat64(e.metrics.RateLimited.WithLabelValues("b", "key")); got != 1 {
+	if got := testutil.ToFloat64(e.metrics.RateLimitedTotal.WithLabelValues("b", "key")); got != 1 {
 		t.Fatalf("scgate_rate_limited_total{caller=b,scope=key} = %v", got)
 	}
 	if resp, _ := e.do("GET", "/api/v2/history/", "solo", nil, nil); resp.StatusCode != http.StatusOK {

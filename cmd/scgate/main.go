@@ -149,13 +149,17 @@ func parseConfigFlags(fs *flag.FlagSet, args []string) (*config.Config, error) {
 }
 
 func versionString() string {
-	commit := "unknown"
+	return fmt.Sprintf("scgate %s (commit %s, %s %s/%s)", version, revision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// revision is the VCS commit the binary was built from, or "unknown".
+func revision() string {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" {
-				commit = s.Value
+				return s.Value
 			}
 		}
 	}
-	return fmt.Sprintf("scgate %s (commit %s, %s %s/%s)", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return "unknown"
 }

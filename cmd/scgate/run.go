@@ -34,7 +34,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer stopLogs()
 	defer func() { _ = logger.Sync() }()
-	g, err := gateway.Build(cfg, gateway.Options{Logger: logger, Version: version})
+	g, err := gateway.Build(cfg, gateway.Options{Logger: logger, Version: version, Revision: revision()})
 	if err != nil {
 		return err
 	}

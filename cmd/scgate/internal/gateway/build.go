@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -29,8 +30,9 @@ type Options struct {
 	// or goroutine: for `scgate check`, `scgate explain` and the validation
 	// of a reloaded config. A dry-run Gateway cannot Run.
 	DryRun bool
-	// Version is written in the "ready" log line.
-	Version string
+	// Version and Revision are written in the "ready" log line and in
+	// scgate_build_info.
+	Version, Revision string
 	// Now is the clock for key validity; nil means time.Now.
 	Now func() time.Time
 }
@@ -88,6 +90,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 	// g is not the named result: "return nil, err" must not hide it from the
 	// cleanup deferred below.
 	g := &Gateway{cfg: cfg, opts: opts, log: opts.Logger, metrics: metrics.New()}
+	g.metrics.SetBuildInfo(opts.Version, opts.Revision, runtime.Version())
 	g.live.limits, g.live.policy = cfg.Limits.RateLimits(), cfg.Policy
 	defer func() {
 		if err != nil {
@@ -149,7 +152,7 @@ func (g *Gateway) buildLimits() error {
 		}
 		if !g.opts.DryRun {
 			o.Logger = g.log.Named("ratelimit")
-			o.OnStateChange = func(up bool) { g.metrics.RateLimitBackend.Set(boolGauge(up)) }
+			o.OnStateChange = g.metrics.RateLimitBackendUp
 			rb, err := ratelimit.NewRedis(o)
 			if err != nil {
 				return cfg.Wrap(err, "limits", "redis")
@@ -157,7 +160,7 @@ func (g *Gateway) buildLimits() error {
 			g.redis, backend = rb, rb
 		}
 	} else {
-		g.metrics.RateLimitBackend.Set(1)
+		g.metrics.RateLimitBackendUp(true)
 	}
 	lim, err := ratelimit.New(ratelimit.Options{Limits: cfg.Limits.RateLimits(), Backend: backend})
 	if err != nil {
@@ -171,13 +174,6 @@ func (g *Gateway) buildLimits() error {
 	g.policy = &policy.Holder{}
 	g.policy.Store(pol)
 	return nil
-}
-
-func boolGauge(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // buildVault loads the vault (with the age identity of an encrypted one)
@@ -211,9 +207,9 @@ func (g *Gateway) buildVault() error {
 		return err
 	}
 	g.vault = g.watcher
-	g.metrics.VaultReloads.WithLabelValues("success").Inc()
-	g.metrics.VaultLastSuccess.SetToCurrentTime()
+	g.metrics.VaultReload(true)
 	g.metrics.SetKeySource(g.keyStates)
+	prepareMetrics(g.metrics, g.watcher.Current())
 	return nil
 }
 
@@ -329,15 +325,26 @@ func (g *Gateway) Ready() error {
 
 // vaultReloaded records a reload attempt that read the file.
 func (g *Gateway) vaultReloaded(v *keyvault.Vault, _ []keyvault.Warning, err error) {
+	g.metrics.VaultReload(err == nil)
 	if err != nil {
-		g.metrics.VaultReloads.WithLabelValues("error").Inc()
 		return
 	}
-	g.metrics.VaultReloads.WithLabelValues("success").Inc()
-	g.metrics.VaultLastSuccess.SetToCurrentTime()
+	prepareMetrics(g.metrics, v)
 	g.limiter.Forget(func(caller string) bool { _, ok := v.KeyOf(caller); return ok },
 		func(key string) bool { return v.Key(key) != nil })
 	g.expiry.Check(v)
+}
+
+// prepareMetrics creates the counters' series for every caller and key
+// version of v at 0, so that the first rejection or 429 is an increase.
+func prepareMetrics(m *metrics.Metrics, v *keyvault.Vault) {
+	var versions []metrics.KeyVersion
+	for _, k := range v.Keys() {
+		for _, ver := range k.Versions {
+			versions = append(versions, metrics.KeyVersion{Key: k.Name, Prefix: ver.Secret.Prefix()})
+		}
+	}
+	m.Prepare(v.Callers(), versions)
 }
 
 // keyStates lists every key version of the live vault for the key gauges.

@@ -28,7 +28,7 @@ func (g *Gateway) buildTLS() error {
 			CertFile: s.CertFile, KeyFile: s.KeyFile, Logger: g.log.Named("tls"),
 			OnReload: func(leaf *x509.Certificate, err error) {
 				if err == nil && leaf != nil {
-					g.metrics.TLSCertExpiry.WithLabelValues("server").Set(float64(leaf.NotAfter.Unix()))
+					g.metrics.CertExpiry("server", leaf.NotAfter)
 				}
 			},
 		})
@@ -36,7 +36,7 @@ func (g *Gateway) buildTLS() error {
 			return cfg.Wrap(err, "server", "cert_file")
 		}
 		g.certs = files
-		g.metrics.TLSCertExpiry.WithLabelValues("server").Set(float64(files.Leaf().NotAfter.Unix()))
+		g.metrics.CertExpiry("server", files.Leaf().NotAfter)
 		getCert = files.GetCertificate
 	case "self-signed":
 		cert, fingerprint, err := tlsconf.SelfSigned(s.SelfSignedHosts, g.opts.Now())
@@ -48,7 +48,7 @@ func (g *Gateway) buildTLS() error {
 				zap.String("sha256_fingerprint", fingerprint))
 		}
 		if cert.Leaf != nil {
-			g.metrics.TLSCertExpiry.WithLabelValues("server").Set(float64(cert.Leaf.NotAfter.Unix()))
+			g.metrics.CertExpiry("server", cert.Leaf.NotAfter)
 		}
 		getCert = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }
 	case "acme":
@@ -68,7 +68,7 @@ func (g *Gateway) buildTLS() error {
 			File: s.ClientCAFile, Logger: g.log.Named("client-ca"),
 			OnReload: func(certs []*x509.Certificate, err error) {
 				if err == nil {
-					g.metrics.TLSCertExpiry.WithLabelValues("client_ca").Set(float64(earliestExpiry(certs).Unix()))
+					g.metrics.CertExpiry("client_ca", earliestExpiry(certs))
 				}
 			},
 		})
@@ -108,7 +108,7 @@ func (g *Gateway) buildACME() error {
 	}
 	opts.Logger = g.log.Named("acme")
 	opts.OnCertificate = func(domain string, leaf *x509.Certificate) {
-		g.metrics.TLSCertExpiry.WithLabelValues(domain).Set(float64(leaf.NotAfter.Unix()))
+		g.metrics.CertExpiry(domain, leaf.NotAfter)
 	}
 	a, err := tlsconf.NewACME(opts)
 	if err != nil {
