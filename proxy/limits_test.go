@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -113,12 +114,15 @@ func TestConcurrencyCapQueuesInWaitMode(t *testing.T) {
 	<-up.arrived
 	<-up.arrived
 	extra := e.getAsync("admin") // queued at the gateway, not refused
+	// Evidence that it is queued: a goroutine waits in the limiter for a
+	// place. While it does, it cannot have reached the upstream.
+	waitForStack(t, "ratelimit.(*Limiter).acquireSlot")
 	select {
 	case id := <-up.arrived:
 		t.Fatalf("a third request (%s) reached the upstream while two were in flight", id)
 	case r := <-extra:
 		t.Fatalf("the queued request was answered %v before a place was free", r.StatusCode)
-	case <-time.After(100 * time.Millisecond): // evidence of absence: nothing happened meanwhile
+	default:
 	}
 	close(up.release)
 	for _, c := range append(first, extra) {
@@ -232,4 +236,18 @@ func TestWaitModeDelaysInsteadOfRefusing(t *testing.T) {
 	short.do("GET", "/api/v2/history/", "admin", nil, nil)
 	resp, body := short.do("GET", "/api/v2/history/", "admin", nil, nil)
 	checkGatewayError(t, resp, body, proxy.CodeRateLimited, http.StatusTooManyRequests)
+}
+
+// waitForStack waits until some goroutine is in fn: evidence that a request
+// is queued, rather than a sleep that hopes it is.
+func waitForStack(t *testing.T, fn string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 1<<20)
+	for !strings.Contains(string(buf[:runtime.Stack(buf, true)]), fn) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine reached %s", fn)
+		}
+		time.Sleep(time.Millisecond) // polling a condition, with a deadline
+	}
 }
