@@ -33,7 +33,8 @@ type Decision struct {
 
 // decide runs the gateway's stages in their order: path, identity, vault,
 // route rule, limits, key version. It fills st and returns the vault
-// snapshot the request works on. With a request r, the identity is resolved
+// snapshot the request works on. An admission it took is in st.admission,
+// for the caller to release. With a request r, the identity is resolved
 // from it (after its caller-supplied credentials are stripped) and the
 // limits are spent; without one (Explain), the identity is given and the
 // limits stage admits.
@@ -65,13 +66,15 @@ func (h *Handler) decide(ctx context.Context, st *state, r *http.Request, given,
 		return vault, e
 	}
 	if r != nil {
-		if e := h.limit(ctx, st); e != nil {
+		// The limits, deciding again after a wait (the vault or the policy
+		// may have changed meanwhile).
+		var e *gatewayError
+		if vault, e = h.admit(r, st, vault); e != nil {
 			return vault, e
 		}
 	}
 	v, err := vault.SelectAvoiding(caller, h.now(), h.rejections)
 	if err != nil {
-		st.admission.Release()
 		return vault, newError(CodeNoValidKey, http.StatusServiceUnavailable,
 			"caller "+quote(caller)+"'s key has no version valid now (all expired or not yet valid); ops must add a valid version to the vault", err)
 	}

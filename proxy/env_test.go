@@ -98,6 +98,7 @@ type envOptions struct {
 
 	rejections *keyvault.Rejections // failover.go; nil: the handler's default
 	replayBody int64                // Options.ReplayBodyBytes
+	check      proxy.RejectionCheck // Options.RejectionCheck
 	// identity replaces headerIdentity; proxies, proxyHeaders and
 	// stripBearer are passed on as they are.
 	identity     identity.Resolver
@@ -144,7 +145,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	h, err := proxy.New(proxy.Options{
 		Upstream: u, Transport: rt, Identity: o.identity, Vault: o.vault,
 		Limiter: o.limiter, Policy: o.policy, Metrics: e.metrics, MaxBodyBytes: o.maxBody, Logger: o.logger,
-		Rejections: o.rejections, ReplayBodyBytes: o.replayBody,
+		Rejections: o.rejections, ReplayBodyBytes: o.replayBody, RejectionCheck: o.check,
 		TrustedProxies: o.proxies, ProxyHeaders: o.proxyHeaders, StripBearer: o.stripBearer,
 	})
 	if err != nil {

@@ -11,11 +11,13 @@ import (
 	"github.com/scgate/scgate/keyvault"
 )
 
-// Rejection failover (docs/design.md, Vault file). When the broadcaster answers 403 to a
-// request carrying a key version, the version is marked rejected for a
-// cool-down (keyvault.Rejections), counted and logged once per cool-down,
-// and a replayable request is sent once more with the key's next standby
-// version. So a caller sees no failure when ops revoke an old key in the
+// Rejection failover (docs/design.md, Vault file). When the broadcaster answers 403 to a request carrying
+// a key version and the refusal of the key itself is confirmed (confirm.go:
+// the canary route refuses the version too), the version is marked rejected
+// for a cool-down (keyvault.Rejections), counted and logged once per
+// cool-down, and a replayable request is sent once more with the key's next
+// standby version. A 403 that is not confirmed (a permission refusal of the
+// caller's route) passes to the caller and changes nothing. So a caller sees no failure when ops revoke an old key in the
 // panel a little before every gateway has moved to the new one. With no
 // standby left, or a request that cannot be replayed, the broadcaster's 403
 // reaches the caller unchanged.
@@ -93,8 +95,20 @@ func (f *failover) RoundTrip(out *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	refused := st.version
+	if !f.h.confirm.refused(out.Context(), st, refused, resp) {
+		return resp, nil
+	}
+	// The confirmation may have waited: the standby comes from the vault in
+	// force now, and a caller removed meanwhile gets no retry.
+	key, ok := f.h.vault.Current().KeyOf(st.caller)
+	if ok {
+		st.retry.key = key
+	}
 	f.h.reject(st, refused)
-	next := st.retry.key.Standby(f.h.now(), refused, f.h.rejections)
+	if !ok {
+		return resp, nil
+	}
+	next := key.Standby(f.h.now(), refused, f.h.rejections)
 	if next == nil || !st.retry.replayable {
 		return resp, nil
 	}
@@ -110,7 +124,7 @@ func (f *failover) RoundTrip(out *http.Request) (*http.Response, error) {
 	st.retry.refused, st.version = refused, next
 
 	resp, err = f.base.RoundTrip(retry)
-	if err == nil && resp.StatusCode == http.StatusForbidden {
+	if err == nil && resp.StatusCode == http.StatusForbidden && f.h.confirm.refused(out.Context(), st, next, resp) {
 		// Refused too: no second retry, but no later request should use it.
 		f.h.reject(st, next)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/scgate/scgate/internal/standin"
 	"github.com/scgate/scgate/keyvault"
+	"github.com/scgate/scgate/proxy"
 )
 
 // Two versions of the admin key: "old" is active (it has the later
@@ -127,7 +128,7 @@ func TestRevocationTooEarly(t *testing.T) {
 		t.Fatalf("%d of %d caller requests failed; first: %v", failed.Load(), sent.Load(), firstFailure.Load())
 	}
 	refused := 0
-	for _, r := range e.standin.Requests() {
+	for _, r := range callerRequests(e.standin) {
 		if !r.Accepted {
 			refused++
 		}
@@ -160,9 +161,32 @@ func TestRevocationTooEarly(t *testing.T) {
 	}
 }
 
+// callerRequests is what the stand-in received on callers' behalf, without
+// the canary probes that confirmed a refusal.
+func callerRequests(si *standin.Server) []standin.Request {
+	var out []standin.Request
+	for _, r := range si.Requests() {
+		if r.Header.Get("User-Agent") != proxy.CanaryUserAgent {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// canaryRequests is the canary probes the stand-in received.
+func canaryRequests(si *standin.Server) []standin.Request {
+	var out []standin.Request
+	for _, r := range si.Requests() {
+		if r.Header.Get("User-Agent") == proxy.CanaryUserAgent {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func countCarrying(si *standin.Server, key string) int {
 	n := 0
-	for _, r := range si.Requests() {
+	for _, r := range callerRequests(si) {
 		if slices.Equal(r.KeyPrefixes, []string{keyvault.Prefix(key)}) {
 			n++
 		}
@@ -180,7 +204,7 @@ func TestNonReplayablePostGets403(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Scgate-Error") != "" || !strings.Contains(got, `"detail"`) {
 		t.Fatalf("got %d (Scgate-Error %q) %s; want the broadcaster's 403", resp.StatusCode, resp.Header.Get("Scgate-Error"), got)
 	}
-	reqs := e.standin.Requests()
+	reqs := callerRequests(e.standin)
 	if len(reqs) != 1 || !slices.Equal(reqs[0].KeyPrefixes, []string{keyvault.Prefix(keyOld)}) {
 		t.Fatalf("the stand-in saw %d requests (%v); want exactly one, with the old key", len(reqs), reqs)
 	}
@@ -222,7 +246,7 @@ func TestSmallBodiesAreReplayed(t *testing.T) {
 			if resp.StatusCode != http.StatusCreated || !strings.Contains(got, `"name":"Replayed"`) {
 				t.Fatalf("got %d %s", resp.StatusCode, got)
 			}
-			reqs := e.standin.Requests()
+			reqs := callerRequests(e.standin)
 			if len(reqs) != 2 || reqs[0].Accepted || !reqs[1].Accepted ||
 				!slices.Equal(reqs[1].KeyPrefixes, []string{keyvault.Prefix(keyNew)}) {
 				t.Fatalf("the stand-in saw %v", reqs)
@@ -243,7 +267,7 @@ func TestNoStandbyLeft(t *testing.T) {
 			}
 		}
 		// Each request was sent once, with the only key there is.
-		if n := len(e.standin.Requests()); n != 2 {
+		if n := len(callerRequests(e.standin)); n != 2 {
 			t.Errorf("the stand-in saw %d requests, want 2", n)
 		}
 		if e.rejections(keyOld) != 1 {
@@ -256,7 +280,7 @@ func TestNoStandbyLeft(t *testing.T) {
 		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Scgate-Error") != "" {
 			t.Fatalf("%d %s", resp.StatusCode, got)
 		}
-		reqs := e.standin.Requests()
+		reqs := callerRequests(e.standin)
 		if len(reqs) != 2 || !slices.Equal(reqs[0].KeyPrefixes, []string{keyvault.Prefix(keyOld)}) ||
 			!slices.Equal(reqs[1].KeyPrefixes, []string{keyvault.Prefix(keyNew)}) {
 			t.Fatalf("the stand-in saw %v; want the old key, then the new one, then nothing", reqs)

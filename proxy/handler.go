@@ -71,6 +71,10 @@ type Options struct {
 	// DefaultReplayBodyBytes; negative: only requests without a body are
 	// retried). Larger bodies stream and are not retried.
 	ReplayBodyBytes int64
+	// RejectionCheck says how a 403 is confirmed as a refusal of the key
+	// itself, rather than of the caller's route, before the version is set
+	// aside (confirm.go). The zero value probes DefaultCanary.
+	RejectionCheck RejectionCheck
 	// TrustedProxies are the direct peers whose Forwarded, X-Forwarded-* and
 	// ProxyHeaders reach the identity resolvers; from any other peer they are
 	// removed before identification. Nil trusts no one.
@@ -103,6 +107,7 @@ type Handler struct {
 	rewriteLimit int64
 	rejections   *keyvault.Rejections
 	replayBody   int64
+	confirm      *confirmer
 	strip        stripper
 	rp           *httputil.ReverseProxy
 }
@@ -169,11 +174,15 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
+	base := retryTransport{transport}
+	if h.confirm, err = newConfirmer(opts.RejectionCheck, opts.Upstream, base, h.log.Named("rejection")); err != nil {
+		return nil, err
+	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite: h.rewrite,
 		// The connection-error retry sits inside the 403 failover, so a
 		// request retried with a standby key is not also repeated on errors.
-		Transport:      &failover{base: retryTransport{transport}, h: h},
+		Transport:      &failover{base: base, h: h},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
 		BufferPool:     newBufferPool(),
@@ -254,11 +263,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	if e := checkRequest(r); e != nil {
 		return e
 	}
+	defer st.admission.Release() // st.admission is the last one decide took
 	vault, e := h.decide(r.Context(), st, r, "", r.Method, r.URL.EscapedPath())
 	if e != nil {
 		return e
 	}
-	defer st.admission.Release()
 	st.retry.key, _ = vault.KeyOf(st.caller)
 
 	if r.ContentLength > h.maxBody {
@@ -272,6 +281,46 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	}
 	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 	return nil
+}
+
+// maxRequeue bounds how often a request is queued again because its
+// caller's key changed while it waited.
+const maxRequeue = 2
+
+// admit is the limit stage, and what follows a wait in its queue: the vault
+// and the route policy may have changed while the request waited (a caller
+// removed, a compromised version removed, a rule narrowed), so they are read
+// again and the request decided again. The identity is fixed; the key, its
+// version and the route rule are not. It returns the vault to pick the key
+// version from. A caller moved to another key is limited again on that key's
+// bucket (it may queue again, at most maxRequeue times).
+func (h *Handler) admit(r *http.Request, st *state, vault *keyvault.Vault) (*keyvault.Vault, *gatewayError) {
+	for round := 0; ; round++ {
+		if e := h.limit(r.Context(), st); e != nil {
+			return nil, e
+		}
+		if !st.admission.Waited {
+			return vault, nil
+		}
+		vault = h.vault.Current()
+		key, ok := vault.KeyOf(st.caller)
+		if !ok {
+			return nil, newError(CodeForbidden, http.StatusForbidden,
+				"caller "+quote(st.caller)+" was removed from the vault while its request was queued; ask the gateway's operators to add it under [callers]", nil)
+		}
+		if e := h.authorise(r.Method, st); e != nil {
+			return nil, e
+		}
+		if key.Name == st.keyName {
+			return vault, nil
+		}
+		st.admission.Release()
+		if round == maxRequeue {
+			return nil, newError(CodeNoValidKey, http.StatusServiceUnavailable,
+				"caller "+quote(st.caller)+"'s key changed again and again while its request was queued; retry", nil)
+		}
+		st.keyName = key.Name
+	}
 }
 
 // checkRequest refuses requests that could make a proxy send somewhere other

@@ -13,6 +13,7 @@ import (
 	"github.com/scgate/scgate/cmd/scgate/internal/config"
 	"github.com/scgate/scgate/internal/standin"
 	"github.com/scgate/scgate/keyvault"
+	"github.com/scgate/scgate/proxy"
 )
 
 // Keys of the rotation CLI tests: fake, in the broadcaster's format.
@@ -236,6 +237,9 @@ func TestRotationConfigErrors(t *testing.T) {
 		{"[rotation]\nrejection_cooldown = \"0s\"\n", "config.toml:6: rotation.rejection_cooldown: must be longer than 0"},
 		{"[rotation]\nreplay_body_bytes = -1\n", "config.toml:6: rotation.replay_body_bytes: must be between 0"},
 		{"[rotation]\nexpiry_warn_before = \"0s\"\n", "config.toml:6: rotation.expiry_warn_before"},
+		{"[rotation]\nrejection_canary = \"POST /api/v2/playlists/\"\n", "config.toml:6: rotation.rejection_canary: canary \"POST /api/v2/playlists/\": the method must be GET or HEAD"},
+		{"[rotation]\nrejection_canary = \"GET https://elsewhere.example/api/v2/\"\n", "config.toml:6: rotation.rejection_canary: canary"},
+		{"[rotation]\nrejection_body_match = \" \"\n", "config.toml:6: rotation.rejection_body_match: the body match must not start or end with spaces"},
 		{"[rotation]\nrejection_cooldwn = \"1m\"\n", `config.toml:6: unknown setting "rotation.rejection_cooldwn"`},
 		{"age_identity_file = \"missing.txt\"\n", "config.toml:5: vault.age_identity_file: cannot read"},
 	}
@@ -247,6 +251,21 @@ func TestRotationConfigErrors(t *testing.T) {
 		}
 	}
 	cfg, err := config.Load(writeSetup(t, "https://radio.example:1030", "[rotation]\nreplay_body_bytes = 0\n", goodVault))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc := cfg.Rotation.RejectionCheck(); rc.Canary != (proxy.Canary{}) || rc.BodyMatch != "" {
+		t.Errorf("the default rejection check is %+v, want the proxy's defaults", rc)
+	}
+	cfg, err = config.Load(writeSetup(t, "https://radio.example:1030",
+		"[rotation]\nrejection_canary = \"HEAD /api/v2/playlists/1/\"\nrejection_body_match = \"Invalid API key.\"\n", goodVault))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc := cfg.Rotation.RejectionCheck(); rc.Canary != (proxy.Canary{Method: "HEAD", Path: "/api/v2/playlists/1/"}) || rc.BodyMatch != "Invalid API key." {
+		t.Errorf("rejection check %+v", rc)
+	}
+	cfg, err = config.Load(writeSetup(t, "https://radio.example:1030", "[rotation]\nreplay_body_bytes = 0\n", goodVault))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +67,59 @@ not_before = 2020-01-01T00:00:00Z
 	for _, e := range logs.All() {
 		if strings.Contains(fmt.Sprint(e.Message, e.ContextMap()), "FAKEfake") {
 			t.Fatalf("a log line holds a secret: %v", e)
+		}
+	}
+}
+
+// TestForbiddenRouteKeepsTheKeyActive runs the real gateway: a caller
+// sending requests to a route the broadcaster forbids to its key gets the
+// broadcaster's 403, and /metrics still shows the same active version and no
+// rejection; the broadcaster never sees the standby.
+func TestForbiddenRouteKeepsTheKeyActive(t *testing.T) {
+	si, err := standin.New(standin.Options{
+		Keys:      []string{keyGood, keyRevoked},
+		Forbidden: []standin.Forbidden{{Key: keyRevoked, Method: "GET", Path: "/api/v2/playlists/1/"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := httptest.NewServer(si)
+	defer up.Close()
+	// KeyRevk1 is active (the later not_before), KeyGood1 its standby.
+	vault := `[callers]
+"svc" = "k"
+[[keys.k]]
+secret = "` + keyGood + `"
+[[keys.k]]
+secret = "` + keyRevoked + `"
+not_before = 2020-01-01T00:00:00Z
+`
+	p := writeSetup(t, up.URL, "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_delay = \"0s\"\n[admin]\nlisten = \"127.0.0.1:0\"\n", vault)
+	g, _ := startGatewayWith(t, p, zap.NewNop(), nil)
+	base := "http://" + g.Addr().String()
+	for range 10 {
+		if code, body := get(t, http.DefaultClient, base+"/api/v2/playlists/1/"); code != http.StatusForbidden || !strings.Contains(body, "You do not have permission") {
+			t.Fatalf("caller got %d: %s", code, body)
+		}
+	}
+	_, metrics := get(t, http.DefaultClient, "http://"+g.AdminAddr().String()+"/metrics")
+	for _, want := range []string{
+		`scgate_key_active{key="k",prefix="KeyRevk1"} 1`,
+		`scgate_key_active{key="k",prefix="KeyGood1"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// The series exist at 0 from the start (so that increase() sees a first
+	// rejection); none may have counted one.
+	if !strings.Contains(metrics, `scgate_upstream_key_rejections_total{key="k",prefix="KeyRevk1"} 0`) ||
+		regexp.MustCompile(`scgate_upstream_key_rejections_total\{[^}]*\} [1-9]`).MatchString(metrics) {
+		t.Error("/metrics counts a rejection")
+	}
+	for _, r := range si.Requests() {
+		if len(r.KeyPrefixes) != 1 || r.KeyPrefixes[0] != "KeyRevk1" {
+			t.Fatalf("the broadcaster saw %v", r.KeyPrefixes)
 		}
 	}
 }

@@ -21,7 +21,9 @@
 //
 // Key handling: a protected call without any SC-API-KEY header gets 403 "Authentication
 // credentials were not provided."; a wrong key, a revoked one, an empty one or more than one
-// copy of the header gets 403 "Invalid API key.". Keys are compared as SHA-256 digests in
+// copy of the header gets 403 "Invalid API key.". A valid key on a route Options.Forbidden
+// denies it gets 403 "You do not have permission to perform this action." (a permission
+// refusal: the key itself stays good, and the call is recorded as Accepted). Keys are compared as SHA-256 digests in
 // constant time, and the stand-in never stores a full key: the request log keeps only
 // prefixes (see Prefix), so a test can assert that no secret ever reaches a log.
 //

@@ -98,3 +98,45 @@ func keyValues(h http.Header) []string {
 	}
 	return vals
 }
+
+// Forbidden is a route that a valid key may not use (Options.Forbidden).
+type Forbidden struct {
+	Key    string // the SC-API-KEY value
+	Method string // GET also forbids HEAD, as Django serves HEAD with the GET view
+	Path   string // the exact request path, e.g. /api/v2/playlists/3/
+}
+
+// forbidSet holds the rules with the keys as digests, like keySet.
+type forbidSet struct {
+	rules []forbidRule
+}
+
+type forbidRule struct {
+	digest       [sha256.Size]byte
+	method, path string
+}
+
+func newForbidSet(rules []Forbidden) *forbidSet {
+	fs := &forbidSet{rules: make([]forbidRule, len(rules))}
+	for i, r := range rules {
+		fs.rules[i] = forbidRule{digest: sha256.Sum256([]byte(r.Key)), method: r.Method, path: r.Path}
+	}
+	return fs
+}
+
+// forbids reports whether key may not send method to path.
+func (fs *forbidSet) forbids(key, method, path string) bool {
+	if len(fs.rules) == 0 {
+		return false
+	}
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	d := sha256.Sum256([]byte(key))
+	for _, r := range fs.rules {
+		if r.method == method && r.path == path && subtle.ConstantTimeCompare(d[:], r.digest[:]) == 1 {
+			return true
+		}
+	}
+	return false
+}

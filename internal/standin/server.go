@@ -39,6 +39,13 @@ type Options struct {
 	// DefaultMaxBodyBytes; negative is an error.
 	MaxBodyBytes int64
 
+	// Forbidden lists routes that a valid key may not use, as a panel whose keys carry
+	// permissions refuses them: 403 {"detail": "You do not have permission to perform this
+	// action."} (Django REST Framework's PermissionDenied), while the same key keeps working on
+	// every other route. A rule applies where a key is checked (a protected call); the key is
+	// checked first, so a wrong key still gets "Invalid API key.". SetForbidden replaces them.
+	Forbidden []Forbidden
+
 	// MaxRecorded bounds the request log. Zero keeps every request (what tests want); N > 0 keeps
 	// only the newest N, which long-running uses (the demo, benchmarks) should set so the log
 	// cannot grow without bound. Negative is an error.
@@ -48,6 +55,7 @@ type Options struct {
 // Server is the stand-in broadcaster API, an http.Handler. It is safe for concurrent use.
 type Server struct {
 	keys          atomic.Pointer[keySet] // swapped whole by SetKeys; requests never lock for it
+	forbidden     atomic.Pointer[forbidSet]
 	playlistsOpen bool
 	maxBody       int64
 	history       historyIndex // immutable after New
@@ -93,6 +101,7 @@ func New(opts Options) (*Server, error) {
 		s.maxBody = DefaultMaxBodyBytes
 	}
 	s.keys.Store(newKeySet(opts.Keys))
+	s.forbidden.Store(newForbidSet(opts.Forbidden))
 	return s, nil
 }
 
@@ -108,6 +117,11 @@ func (s *Server) SetKeys(keys []string) {
 	}
 	s.keys.Store(newKeySet(valid))
 }
+
+// SetForbidden replaces the routes forbidden to valid keys (Options.Forbidden), as a broadcaster
+// does when it changes a key's permissions in its panel. It is safe to call while requests are
+// served.
+func (s *Server) SetForbidden(rules []Forbidden) { s.forbidden.Store(newForbidSet(rules)) }
 
 // Requests returns a copy of every request received so far (or the newest Options.MaxRecorded
 // of them), oldest first.
@@ -155,6 +169,10 @@ func (s *Server) endpoint(w http.ResponseWriter, r *http.Request, ep endpoint, i
 		if resp, ok := s.authorise(keys); !ok {
 			rec.Accepted = false
 			return resp
+		}
+		if s.forbidden.Load().forbids(keys[0], r.Method, r.URL.Path) {
+			// The key was accepted; this route is not among its permissions.
+			return detail(http.StatusForbidden, "You do not have permission to perform this action.")
 		}
 	}
 	switch {

@@ -46,6 +46,10 @@ type Result struct {
 	Paused bool
 	// Caller and Key describe the two buckets after this take.
 	Caller, Key Usage
+	// Refund, set when an allowed request must wait, gives both tokens back:
+	// the request was cancelled while it waited and will not be sent. It is
+	// called at most once, with a context that is not cancelled.
+	Refund func(ctx context.Context)
 }
 
 // Backend keeps the token buckets. Local and Redis implement it.

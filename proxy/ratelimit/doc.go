@@ -8,8 +8,9 @@
 // queues for up to its MaxWait (mode Wait). When the broadcaster itself
 // answers 429, the key's bucket pauses.
 //
-// The buckets live in a Backend: Local keeps them in the process
-// (golang.org/x/time/rate); Redis shares them between the replicas of a fleet
+// The buckets live in a Backend: Local keeps them in the process (GCRA, the
+// same arithmetic as the Redis script, so that a cancelled waiter's tokens
+// can be given back exactly); Redis shares them between the replicas of a fleet
 // (GCRA in one Lua script per request) and falls back to local buckets with
 // the replica's share of the limits while Redis cannot be reached. The
 // Limiter reads its clock from Options.Now, so tests drive it without sleeping.

@@ -90,6 +90,8 @@ type Decision struct {
 	// their buckets afterwards (for the RateLimit headers).
 	Limits      Applied
 	Caller, Key Usage
+
+	refund func(context.Context) // gives the tokens back (Result.Refund)
 }
 
 // Decide takes the tokens for one request of caller (whose vault key is key)
@@ -116,13 +118,18 @@ func (l *Limiter) decide(ctx context.Context, caller, key string, cl CallerLimit
 	}
 	d.Allowed, d.Wait, d.RetryAfter = res.Allowed, res.Wait, res.RetryAfter
 	d.Scope, d.Paused, d.Caller, d.Key = res.Scope, res.Paused, res.Caller, res.Key
+	d.refund = res.Refund
 	return d, nil
 }
 
 // Admission is an admitted request's hold on its caller's concurrency slot.
 type Admission struct {
 	Decision
-	slot chan struct{}
+	// Waited says that the request was queued (for a concurrency place or
+	// for its tokens) before it was admitted: whatever the gateway decided
+	// before the limit stage may be out of date and must be decided again.
+	Waited bool
+	slot   chan struct{}
 }
 
 // Release gives the concurrency slot back; call it once the response is done.
@@ -149,7 +156,7 @@ func (l *Limiter) Admit(ctx context.Context, caller, key string) (Admission, err
 	if cl.Mode == Wait {
 		budget = cl.MaxWait
 	}
-	slot, err := l.acquireSlot(ctx, caller, cl.Concurrency, budget)
+	slot, queued, err := l.acquireSlot(ctx, caller, cl.Concurrency, budget)
 	if errors.Is(err, errNoSlot) {
 		return Admission{Decision: Decision{
 			RetryAfter: time.Second, Scope: ScopeCaller, Concurrency: true,
@@ -159,7 +166,7 @@ func (l *Limiter) Admit(ctx context.Context, caller, key string) (Admission, err
 	if err != nil {
 		return Admission{}, err
 	}
-	a := Admission{slot: slot}
+	a := Admission{slot: slot, Waited: queued}
 	if budget > 0 {
 		budget = max(0, budget-l.now().Sub(start))
 	}
@@ -169,12 +176,18 @@ func (l *Limiter) Admit(ctx context.Context, caller, key string) (Admission, err
 		return a, err
 	}
 	if a.Wait > 0 {
+		a.Waited = true
 		timer := time.NewTimer(a.Wait)
 		defer timer.Stop()
 		select {
 		case <-timer.C:
 		case <-ctx.Done():
+			// The caller went away: the request will not be sent, so its
+			// tokens go back to the buckets it shares with other callers.
 			a.Release()
+			if a.refund != nil {
+				a.refund(context.WithoutCancel(ctx))
+			}
 			return Admission{}, ctx.Err()
 		}
 	}
@@ -187,28 +200,30 @@ type slots struct {
 	ch chan struct{}
 }
 
-func (l *Limiter) acquireSlot(ctx context.Context, caller string, n int, maxWait time.Duration) (chan struct{}, error) {
+// acquireSlot takes a place in the caller's concurrency cap, waiting up to
+// maxWait for one; queued says it had to wait.
+func (l *Limiter) acquireSlot(ctx context.Context, caller string, n int, maxWait time.Duration) (slot chan struct{}, queued bool, err error) {
 	if n <= 0 {
-		return nil, nil
+		return nil, false, nil
 	}
 	ch := l.slotsFor(caller, n)
 	select {
 	case ch <- struct{}{}:
-		return ch, nil
+		return ch, false, nil
 	default:
 	}
 	if maxWait <= 0 {
-		return nil, errNoSlot
+		return nil, false, errNoSlot
 	}
 	timer := time.NewTimer(maxWait)
 	defer timer.Stop()
 	select {
 	case ch <- struct{}{}:
-		return ch, nil
+		return ch, true, nil
 	case <-timer.C:
-		return nil, errNoSlot
+		return nil, true, errNoSlot
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, true, ctx.Err()
 	}
 }
 

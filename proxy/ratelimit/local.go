@@ -6,8 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Local keeps the buckets in this process. The zero value is ready to use.
@@ -20,12 +18,23 @@ type Local struct {
 // NewLocal returns an empty local backend.
 func NewLocal() *Local { return &Local{} }
 
-// localBucket pairs a rate.Limiter with the parameters it was made for, so a
+// localBucket is one token bucket, kept as GCRA's theoretical arrival time
+// (tat), the same arithmetic as the Redis backend's script: a request may go
+// once now >= tat + interval - burst*interval, and taking a token moves tat
+// on by one interval. It is paired with the parameters it was made for, so a
 // reload that changes a caller's limits gives it a new bucket while callers
 // whose limits did not change keep theirs (and their spent tokens).
+//
+// Not x/time/rate: a queued request that is cancelled must give its token
+// back, and rate.Reservation.CancelAt restores nothing once the reservation's
+// time has come (a waiting request holds the key's token from the moment it
+// was queued) nor when a later reservation exists (the other waiters). With
+// tat, a refund is tat -= interval, whatever the order.
 type localBucket struct {
-	params Bucket
-	lim    *rate.Limiter
+	params   Bucket
+	interval time.Duration
+	mu       sync.Mutex
+	tat      time.Time
 }
 
 func (l *Local) bucket(m *sync.Map, id string, b Bucket) *localBucket {
@@ -34,7 +43,7 @@ func (l *Local) bucket(m *sync.Map, id string, b Bucket) *localBucket {
 		if ok && v.(*localBucket).params == b {
 			return v.(*localBucket)
 		}
-		nb := &localBucket{params: b, lim: rate.NewLimiter(rate.Limit(b.Rate), b.Burst)}
+		nb := &localBucket{params: b, interval: intervalOf(b)}
 		if !ok {
 			if _, loaded := m.LoadOrStore(id, nb); !loaded {
 				return nb
@@ -47,50 +56,92 @@ func (l *Local) bucket(m *sync.Map, id string, b Bucket) *localBucket {
 	}
 }
 
-// Take implements Backend.
+// intervalOf is the time one token takes to come back.
+func intervalOf(b Bucket) time.Duration {
+	return max(1, time.Duration(math.Round(float64(time.Second)/b.Rate)))
+}
+
+// gcra is a take from b at now, not yet committed: the tat it would leave
+// and how long the request would wait for its token.
+func (b *localBucket) gcra(now time.Time) (newTat time.Time, delay time.Duration) {
+	tat := b.tat
+	if tat.Before(now) {
+		tat = now
+	}
+	newTat = tat.Add(b.interval)
+	delay = max(0, newTat.Sub(now)-time.Duration(b.params.Burst)*b.interval)
+	return newTat, delay
+}
+
+// usage is the bucket's state for the RateLimit header when its tat is tat.
+func (b *localBucket) usage(now, tat time.Time) Usage {
+	if b == nil {
+		return Usage{}
+	}
+	reset := max(0, tat.Sub(now))
+	left := time.Duration(b.params.Burst)*b.interval - reset
+	return Usage{Remaining: max(0, int(left/b.interval)), Reset: reset}
+}
+
+// refund gives one token back: the request that took it was not sent.
+func (b *localBucket) refund() {
+	b.mu.Lock()
+	b.tat = b.tat.Add(-b.interval)
+	b.mu.Unlock()
+}
+
+// Take implements Backend. The caller's bucket is locked before the key's,
+// always, so two requests cannot deadlock, and both tokens or neither are
+// taken.
 func (l *Local) Take(_ context.Context, now time.Time, r Request) (Result, error) {
 	var (
 		cb, kb       *localBucket
-		cr, kr       *rate.Reservation
+		cTat, kTat   time.Time
 		cDelay, kDel time.Duration
 	)
 	if r.CallerBucket.Limited() {
 		cb = l.bucket(&l.callers, r.Caller, r.CallerBucket)
-		cr = cb.lim.ReserveN(now, 1)
-		cDelay = cr.DelayFrom(now)
+		cb.mu.Lock()
+		defer cb.mu.Unlock()
+		cTat, cDelay = cb.gcra(now)
 	}
 	if r.KeyBucket.Limited() {
 		kb = l.bucket(&l.keys, r.Key, r.KeyBucket)
-		kr = kb.lim.ReserveN(now, 1)
-		kDel = kr.DelayFrom(now)
+		kb.mu.Lock()
+		defer kb.mu.Unlock()
+		kTat, kDel = kb.gcra(now)
 	}
 	pause := l.pausedFor(r.Key, now)
 	wait := max(cDelay, kDel, pause)
-	if wait <= r.MaxWait {
-		return Result{Allowed: true, Wait: wait, Caller: usage(cb, now), Key: usage(kb, now)}, nil
+	if wait > r.MaxWait {
+		// Nothing was taken: a refused request costs nothing.
+		res := refusal(cDelay, kDel, pause)
+		if cb != nil {
+			res.Caller = cb.usage(now, cTat.Add(-cb.interval))
+		}
+		if kb != nil {
+			res.Key = kb.usage(now, kTat.Add(-kb.interval))
+		}
+		return res, nil
 	}
-	// Hand the tokens back: a refused request costs nothing.
-	if cr != nil {
-		cr.CancelAt(now)
+	res := Result{Allowed: true, Wait: wait}
+	if cb != nil {
+		cb.tat, res.Caller = cTat, cb.usage(now, cTat)
 	}
-	if kr != nil {
-		kr.CancelAt(now)
+	if kb != nil {
+		kb.tat, res.Key = kTat, kb.usage(now, kTat)
 	}
-	res := refusal(cDelay, kDel, pause)
-	res.Caller, res.Key = usage(cb, now), usage(kb, now)
+	if wait > 0 {
+		res.Refund = func(context.Context) {
+			if cb != nil {
+				cb.refund()
+			}
+			if kb != nil {
+				kb.refund()
+			}
+		}
+	}
 	return res, nil
-}
-
-func usage(b *localBucket, now time.Time) Usage {
-	if b == nil {
-		return Usage{}
-	}
-	tokens := b.lim.TokensAt(now)
-	missing := float64(b.params.Burst) - tokens
-	return Usage{
-		Remaining: max(0, int(math.Floor(tokens))),
-		Reset:     time.Duration(missing / b.params.Rate * float64(time.Second)),
-	}
 }
 
 func (l *Local) pausedFor(key string, now time.Time) time.Duration {

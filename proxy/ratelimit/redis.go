@@ -247,6 +247,9 @@ func (r *Redis) takeShared(ctx context.Context, req Request) (Result, error) {
 	}
 	if res.Allowed {
 		res.Wait = us(v[1])
+		if res.Wait > 0 {
+			res.Refund = func(ctx context.Context) { r.refund(ctx, keys[:2], req) }
+		}
 		return res, nil
 	}
 	res.RetryAfter = us(v[1])
@@ -256,6 +259,22 @@ func (r *Redis) takeShared(ctx context.Context, req Request) (Result, error) {
 	}
 	res.Paused = v[3] == 1
 	return res, nil
+}
+
+// refund gives a cancelled waiter's tokens back: each bucket's tat moves
+// back by one interval, as if the request had never been queued (the waiters
+// behind it keep their turn, so none goes earlier than the limit allows).
+// It is best effort, within Timeout: if Redis cannot be reached the tokens
+// stay spent, which delays the key's other callers by at most the waiter's
+// own place in the queue (never more than its max_wait) and heals as the
+// bucket refills.
+func (r *Redis) refund(ctx context.Context, keys []string, req Request) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	err := refundScript.Run(ctx, r.client, keys, intervalMicros(req.CallerBucket), intervalMicros(req.KeyBucket)).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		r.log.Warn("could not give a cancelled request's tokens back to redis; they count as spent until the bucket refills", zap.Error(err))
+	}
 }
 
 // intervalMicros is GCRA's emission interval (the time one token takes to
@@ -313,6 +332,30 @@ end
 if cnew then redis.call('SET', KEYS[1], string.format('%.0f', cnew), 'PX', math.ceil((cnew - now) / 1000) + 1) end
 if knew then redis.call('SET', KEYS[2], string.format('%.0f', knew), 'PX', math.ceil((knew - now) / 1000) + 1) end
 return {1, math.floor(wait), 0, 0, crem, math.floor(creset), krem, math.floor(kreset)}
+`))
+
+// refundScript moves each bucket's tat back by its interval. A bucket whose
+// tat is gone (expired: the bucket is full) or falls to now or before is
+// deleted, which is the same full bucket.
+//
+// KEYS: caller tat, key tat. ARGV: caller interval, key interval.
+var refundScript = redis.NewScript(strings.TrimSpace(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local function refund(key, interval)
+  if interval <= 0 then return end
+  local tat = tonumber(redis.call('GET', key))
+  if not tat then return end
+  tat = tat - interval
+  if tat <= now then
+    redis.call('DEL', key)
+  else
+    redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  end
+end
+refund(KEYS[1], tonumber(ARGV[1]))
+refund(KEYS[2], tonumber(ARGV[2]))
+return 0
 `))
 
 // pauseScript pauses a key for ARGV[1] milliseconds, never shortening a

@@ -127,6 +127,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 		Metrics: g.metrics, Logger: g.log.Named("access"), Now: opts.Now,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, PublicURL: cfg.Server.PublicOrigin(),
 		Rejections: g.rejections, ReplayBodyBytes: cfg.Rotation.ReplayBody(),
+		RejectionCheck: cfg.Rotation.RejectionCheck(),
 		TrustedProxies: proxies, ProxyHeaders: proxyHeaders, StripBearer: cfg.Identity.JWT.Set(),
 	})
 	if err != nil {
