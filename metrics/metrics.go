@@ -38,10 +38,15 @@ type Metrics struct {
 	TLSCertExpiry    *prometheus.GaugeVec // name
 	RateLimitBackend prometheus.Gauge     // 1: the configured limit backend is in use
 	BuildInfo        *prometheus.GaugeVec // version, revision, goversion
-	series           *seriesCache
-	keySource        atomic.Pointer[func() []KeyState]
-	keyExpiryDesc    *prometheus.Desc
-	keyActiveDesc    *prometheus.Desc
+	// ConnectionsRefused counts connections the gateway closed to bound
+	// strangers (reason: max_connections, per_source, unidentified_timeout).
+	ConnectionsRefused *prometheus.CounterVec
+	// TLSHandshakeErrors counts failed TLS handshakes by a bounded reason.
+	TLSHandshakeErrors *prometheus.CounterVec
+	series             *seriesCache
+	keySource          atomic.Pointer[func() []KeyState]
+	keyExpiryDesc      *prometheus.Desc
+	keyActiveDesc      *prometheus.Desc
 }
 
 // New creates the collectors and registers them on a fresh registry.
@@ -100,6 +105,14 @@ func New() *Metrics {
 			Help: "Always 1; its labels say which scgate build runs.",
 		}, []string{"version", "revision", "goversion"}),
 		series: newSeriesCache(),
+		ConnectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scgate_connections_refused_total",
+			Help: "Connections closed by the gateway's connection limits, by reason (max_connections, per_source, unidentified_timeout).",
+		}, []string{"reason"}),
+		TLSHandshakeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scgate_tls_handshake_errors_total",
+			Help: "Failed TLS handshakes on the gateway listener, by reason (closed, timeout, not_tls, version, cipher, client_cert, other).",
+		}, []string{"reason"}),
 		keyExpiryDesc: prometheus.NewDesc("scgate_key_expiry_timestamp_seconds",
 			"Unix time at which a key version expires (versions with an expiry only).", []string{"key", "prefix"}, nil),
 		keyActiveDesc: prometheus.NewDesc("scgate_key_active",
@@ -113,7 +126,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Requests, m.RequestDuration, m.UpstreamDuration, m.Inflight, m.RateLimitedTotal,
 		m.GatewayErrors, m.KeyRejections, m.VaultReloads, m.VaultLastSuccess, m.TLSCertExpiry,
-		m.RateLimitBackend, m.BuildInfo,
+		m.RateLimitBackend, m.BuildInfo, m.ConnectionsRefused, m.TLSHandshakeErrors,
 		keyCollector{m},
 	)
 	return m

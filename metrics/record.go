@@ -131,3 +131,29 @@ func (m *Metrics) Prepare(callers []string, versions []KeyVersion) {
 		m.KeyRejections.WithLabelValues(v.Key, v.Prefix)
 	}
 }
+
+// ConnectionRefused counts a connection the gateway's connection limits
+// closed, by reason.
+func (m *Metrics) ConnectionRefused(reason string) {
+	if m != nil {
+		m.ConnectionsRefused.WithLabelValues(reason).Inc()
+	}
+}
+
+// TLSHandshakeError counts a failed TLS handshake, by reason.
+func (m *Metrics) TLSHandshakeError(reason string) {
+	if m != nil {
+		m.TLSHandshakeErrors.WithLabelValues(reason).Inc()
+	}
+}
+
+// PrepareTLSHandshakeErrors creates the handshake error series at 0, one
+// per reason, so that dashboards show 0 rather than nothing.
+func (m *Metrics) PrepareTLSHandshakeErrors(reasons []string) {
+	if m == nil {
+		return
+	}
+	for _, r := range reasons {
+		m.TLSHandshakeErrors.WithLabelValues(r)
+	}
+}

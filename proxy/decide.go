@@ -61,6 +61,9 @@ func (h *Handler) decide(ctx context.Context, st *state, r *http.Request, given,
 	}
 	st.known = true
 	st.keyName = key.Name
+	if r != nil {
+		markIdentified(r.Context()) // connlimit.go
+	}
 
 	if e := h.authorise(method, st); e != nil {
 		return vault, e

@@ -31,6 +31,18 @@ const (
 	// DefaultRewriteLimit is Options.RewriteLimit's default.
 	DefaultRewriteLimit = 4 << 20
 
+	// DefaultMaxConnections is the gateway listener's default cap on open
+	// connections (ConnLimits.MaxConnections). An idle TLS connection from a
+	// stranger costs about 65 KiB of resident memory; 1024 of them stay well
+	// inside the Helm chart's 256 MiB memory limit together with the
+	// requests being served.
+	DefaultMaxConnections = 1024
+	// DefaultMaxConnectionsPerSource is the default cap per source address
+	// (ConnLimits.MaxPerSource).
+	DefaultMaxConnectionsPerSource = 256
+	// DefaultUnidentifiedTimeout is the default ConnLimits.UnidentifiedTimeout.
+	DefaultUnidentifiedTimeout = 10 * time.Second
+
 	// DefaultDialTimeout is TransportOptions.DialTimeout's default.
 	DefaultDialTimeout = 5 * time.Second
 	// DefaultTLSHandshakeTimeout is TransportOptions.TLSHandshakeTimeout's default.

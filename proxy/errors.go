@@ -80,6 +80,12 @@ func (h *Handler) writeError(w http.ResponseWriter, st *state, e *gatewayError) 
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Scgate-Error", e.code)
 	hdr.Set("X-Request-Id", st.id)
+	if !st.known && (e.status == http.StatusUnauthorized || e.status == http.StatusForbidden) {
+		// A caller who is not in the vault keeps no connection open here:
+		// idle connections of strangers would otherwise hold memory until
+		// the idle timeout. (HTTP/2: net/http sends GOAWAY and closes.)
+		hdr.Set("Connection", "close")
+	}
 	if e.rl != nil {
 		hdr.Set("Retry-After", strconv.Itoa(e.rl.RetryAfterSeconds()))
 		setRateLimitHeaders(hdr, e.rl)

@@ -35,6 +35,13 @@ type ServerOptions struct {
 	MaxHeaderBytes int
 	// Logger receives the server's own errors (TLS handshakes, panics).
 	Logger *zap.Logger
+
+	// Conns bounds the connections of callers not yet identified
+	// (connlimit.go); the zero value imposes no limit.
+	Conns ConnLimits
+	// OnTLSHandshakeError, if set, is called with the reason of every
+	// failed TLS handshake (serverlimits.go), for a metric.
+	OnTLSHandshakeError func(reason string)
 }
 
 // Server is one bound listener with its http.Server.
@@ -75,6 +82,7 @@ func Listen(h http.Handler, opts ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s listener: %w", opts.Name, err)
 	}
+	ln = applyServerLimits(srv, ln, opts, logger, errLog.Writer())
 	if opts.TLSConfig != nil {
 		ln = tls.NewListener(ln, opts.TLSConfig)
 	}

@@ -38,8 +38,11 @@ func TestCheckAndRunAgree(t *testing.T) {
 		extra   string
 		vault   string // instead of goodVault
 		files   map[string]string
+		chmod   map[string]os.FileMode
 		want    []string // in the message
 	}{
+		{name: "vault writable by others", chmod: map[string]os.FileMode{"keys.toml": 0o666},
+			want: []string{"vault.file", "is writable by", "chmod go-w"}},
 		{name: "missing upstream CA", replace: [2]string{`url = "https://radio.example:1030"`, "url = \"https://radio.example:1030\"\nca_file = \"/nonexistent/ca.pem\""},
 			want: []string{"config.toml:8: upstream.ca_file", "/nonexistent/ca.pem", "no such file"}},
 		{name: "upstream CA without a certificate", replace: [2]string{`url = "https://radio.example:1030"`, "url = \"https://radio.example:1030\"\nca_file = \"ca.pem\""},
@@ -89,6 +92,11 @@ func TestCheckAndRunAgree(t *testing.T) {
 			}
 			for name, data := range c.files {
 				writeFile(t, filepath.Join(dir, name), data)
+			}
+			for name, mode := range c.chmod {
+				if err := os.Chmod(filepath.Join(dir, name), mode); err != nil {
+					t.Fatal(err)
+				}
 			}
 			checkCode, _, checkErr := run(t, "check", "--config", p)
 			// A cancelled context: were the config to build, run would stop

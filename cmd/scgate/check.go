@@ -35,6 +35,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer g.Close()
+	for _, w := range g.Warnings() {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if w := cfg.KeyPrefixWarning(); w != "" {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	if cfg.Upstream.DangerouslySkipTLSVerify {
 		fmt.Fprintln(stderr, "warning: upstream.dangerously_skip_tls_verify is set: the broadcaster's certificate is not verified")
 	}

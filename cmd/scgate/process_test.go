@@ -28,13 +28,21 @@ import (
 // test too: it exits 66 and prints DATA RACE).
 func buildScgate(t *testing.T) string {
 	t.Helper()
+	return buildScgateRace(t, raceEnabled)
+}
+
+// buildScgateRace builds the binary with the race detector or without it
+// (tests that measure the process's memory build without: the detector
+// multiplies it).
+func buildScgateRace(t *testing.T, race bool) string {
+	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
 	bin := filepath.Join(t.TempDir(), "scgate")
 	args := []string{"build", "-o", bin}
-	if raceEnabled {
+	if race {
 		args = append(args, "-race")
 	}
 	cmd := exec.Command(goTool, append(args, ".")...)
@@ -43,7 +51,7 @@ func buildScgate(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	t.Logf("built %s in %v (race detector: %v)", bin, time.Since(start).Round(time.Millisecond), raceEnabled)
+	t.Logf("built %s in %v (race detector: %v)", bin, time.Since(start).Round(time.Millisecond), race)
 	return bin
 }
 

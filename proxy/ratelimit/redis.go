@@ -110,9 +110,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		// and nothing that an older Redis answers with an error.
 		Protocol: 2, DisableIdentity: true,
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
-	defer cancel()
-	if err := r.client.Ping(ctx).Err(); err != nil {
+	if err := r.probe(context.Background()); err != nil {
 		r.log.Warn("redis is unreachable at start: limiting with this replica's share on local buckets until it answers",
 			zap.String("addr", opts.Addr), zap.Float64("share", r.share), zap.Error(err))
 		r.down <- struct{}{}
@@ -133,8 +131,8 @@ func (r *Redis) Up() bool { return r.up.Load() }
 // Close releases the connections to Redis.
 func (r *Redis) Close() error { return r.client.Close() }
 
-// Run checks, every ProbeInterval while Redis is unreachable, whether it is
-// back, and switches the replica back to the shared buckets when it is. It
+// Run checks, every ProbeInterval while Redis is unreachable or failing,
+// whether it runs the limiter's scripts again, and switches the replica back to the shared buckets when it is. It
 // returns when ctx is done.
 func (r *Redis) Run(ctx context.Context) error {
 	for {
@@ -151,15 +149,26 @@ func (r *Redis) Run(ctx context.Context) error {
 				return ctx.Err()
 			case <-t.C:
 			}
-			pctx, cancel := context.WithTimeout(ctx, r.timeout)
-			err := r.client.Ping(pctx).Err()
-			cancel()
-			if err == nil && r.up.CompareAndSwap(false, true) {
+			if err := r.probe(ctx); err == nil && r.up.CompareAndSwap(false, true) {
 				r.log.Info("redis answers again: limits are shared by the fleet again")
 				r.onChange(true)
 			}
 		}
 	}
+}
+
+// probe checks that Redis runs scripts that write, as every request's does.
+// A PING is not enough: a Redis out of memory (maxmemory with noeviction)
+// answers PING but refuses every write, and a backend judged up by PING
+// would flap between Redis and the fallback at every probe.
+func (r *Redis) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	err := probeScript.Run(ctx, r.client, []string{r.prefix + "probe"}).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	return nil
 }
 
 // markDown switches to the local buckets, logging once per outage.
@@ -357,6 +366,9 @@ refund(KEYS[1], tonumber(ARGV[1]))
 refund(KEYS[2], tonumber(ARGV[2]))
 return 0
 `))
+
+// probeScript writes a short-lived key, as takeScript does.
+var probeScript = redis.NewScript(`redis.call('SET', KEYS[1], '1', 'PX', 1000) return 0`)
 
 // pauseScript pauses a key for ARGV[1] milliseconds, never shortening a
 // longer pause already set by another replica.

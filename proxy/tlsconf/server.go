@@ -40,7 +40,23 @@ type ServerOptions struct {
 	NextProtos []string
 }
 
-// ServerConfig returns the listener's tls.Config: TLS 1.2 at least, the
+// tls12Suites are the TLS 1.2 cipher suites served: the AEAD suites with
+// forward secrecy of Mozilla's "intermediate" profile. The CBC suites with
+// SHA-1 MACs that crypto/tls also enables by default are left out (they
+// have a history of padding-oracle and timing attacks, and every client
+// still in support speaks an AEAD suite). TLS 1.3's suites are all AEAD and
+// not configurable.
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// ServerConfig returns the listener's tls.Config: TLS 1.2 at least with
+// AEAD cipher suites only (tls12Suites), the
 // certificate from opts.GetCertificate and, with ClientCAs, a
 // GetConfigForClient that hands each handshake a config built on the client-
 // CA pool current at that moment. That config is cached on the pool's
@@ -58,6 +74,7 @@ func ServerConfig(opts ServerOptions) (*tls.Config, error) {
 	}
 	base := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   slices.Clone(tls12Suites),
 		GetCertificate: opts.GetCertificate,
 		NextProtos:     slices.Clone(protos),
 	}

@@ -156,3 +156,40 @@ func TestServerConfigClientAuth(t *testing.T) {
 		})
 	}
 }
+
+// TestServerRefusesCBCSuites: over TLS 1.2, a client offering only CBC
+// suites (SHA-1 or SHA-256 MACs) is refused; one offering an AEAD suite of
+// Mozilla's intermediate profile completes the handshake.
+func TestServerRefusesCBCSuites(t *testing.T) {
+	ca := tlstest.NewCA(t, "server CA")
+	cert, _, _ := ca.Issue(t, tlstest.LeafOptions{DNSNames: []string{"localhost"}, Server: true})
+	cfg, err := ServerConfig(ServerOptions{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := serveTLS(t, cfg, nil)
+	tls12 := func(suites ...uint16) *tls.Config {
+		c := clientConfig(ca)
+		c.MaxVersion, c.CipherSuites = tls.VersionTLS12, suites
+		return c
+	}
+	for _, suite := range []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+	} {
+		if _, err := fetch(url, tls12(suite)); err == nil {
+			t.Errorf("a TLS 1.2 client offering only %s completed a handshake", tls.CipherSuiteName(suite))
+		}
+	}
+	for _, suite := range []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	} {
+		if _, err := fetch(url, tls12(suite)); err != nil {
+			t.Errorf("a TLS 1.2 client offering %s: %v", tls.CipherSuiteName(suite), err)
+		}
+	}
+	if _, err := fetch(url, clientConfig(ca)); err != nil {
+		t.Errorf("a TLS 1.3 client: %v", err)
+	}
+}

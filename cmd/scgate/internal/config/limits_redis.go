@@ -54,7 +54,7 @@ func (r Redis) validate(p *problems, backend string) {
 func (c *Config) RedisOptions() (ratelimit.RedisOptions, error) {
 	r := c.Limits.Redis
 	o := ratelimit.RedisOptions{
-		Addr: r.Address, Username: r.Username, DB: r.DB, KeyPrefix: r.KeyPrefix,
+		Addr: r.Address, Username: r.Username, DB: r.DB, KeyPrefix: c.KeyPrefix(),
 		FallbackShare: r.FallbackShare, Timeout: r.Timeout.Duration, ProbeInterval: r.ProbeInterval.Duration,
 	}
 	if r.PasswordFile != "" {

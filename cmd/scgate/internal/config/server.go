@@ -28,7 +28,11 @@ type Server struct {
 	ShutdownDelay     Duration `toml:"shutdown_delay"`
 	ShutdownTimeout   Duration `toml:"shutdown_timeout"`
 	PublicURL         string   `toml:"public_url"`
-	ACME              ACME     `toml:"acme"` // server_acme.go
+	// Connection limits: server_conns.go.
+	MaxConnections          int      `toml:"max_connections"`
+	MaxConnectionsPerSource int      `toml:"max_connections_per_source"`
+	UnidentifiedTimeout     Duration `toml:"unidentified_timeout"`
+	ACME                    ACME     `toml:"acme"` // server_acme.go
 }
 
 // DefaultListen is server.listen's default: loopback, for a sidecar.
@@ -50,6 +54,7 @@ func (s *Server) defaults() {
 	if s.MaxBodyBytes == 0 {
 		s.MaxBodyBytes = proxy.DefaultMaxBodyBytes
 	}
+	s.connDefaults()
 	s.ACME.defaults(s.TLS)
 }
 
@@ -83,6 +88,7 @@ func (s *Server) validate(p *problems, c *Config) {
 			p.add(fmt.Sprintf("%q: give scheme://host[:port] only", s.PublicURL), "server", "public_url")
 		}
 	}
+	s.validateConns(p)
 	s.ACME.validate(p, c)
 }
 

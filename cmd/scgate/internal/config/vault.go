@@ -17,6 +17,9 @@ type Vault struct {
 	// AgeIdentityFile decrypts an age-encrypted vault. It is read once, at
 	// start: changing it needs a restart.
 	AgeIdentityFile string `toml:"age_identity_file"`
+	// DangerouslyAllowWritableKeyFiles lets scgate start with key material
+	// others can write (keyperms.go).
+	DangerouslyAllowWritableKeyFiles bool `toml:"dangerously_allow_writable_key_files"`
 }
 
 func (v *Vault) defaults() { v.PollInterval.orDefault(keyvault.DefaultPollInterval) }

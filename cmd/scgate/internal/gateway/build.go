@@ -46,7 +46,8 @@ type Gateway struct {
 	metrics    *metrics.Metrics
 	watcher    *keyvault.Watcher // nil in a dry run
 	vault      proxy.VaultSource
-	warnings   []keyvault.Warning // the vault's, in a dry run
+	warnings   []string           // about the files' permissions
+	vaultWarns []keyvault.Warning // the vault's, in a dry run
 	identities []age.Identity
 	rejections *keyvault.Rejections
 	expiry     *keyvault.ExpiryWarner
@@ -97,6 +98,18 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 			g.Close()
 		}
 	}()
+	// Key material that others can write refuses the start (keyperms.go);
+	// what others can read is warned about.
+	warnings, err := cfg.CheckKeyFiles()
+	g.warnings = append(g.warnings, warnings...)
+	if !opts.DryRun {
+		for _, w := range warnings {
+			g.log.Warn(w)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
 	var errs []error
 	add := func(err error) {
 		if err != nil {
@@ -147,6 +160,9 @@ func (g *Gateway) buildLimits() error {
 	cfg := g.cfg
 	var backend ratelimit.Backend
 	if cfg.Limits.Backend == "redis" {
+		if !g.opts.DryRun {
+			ratelimit.InstallRedisLogger(g.log.Named("ratelimit"), 0)
+		}
 		o, err := cfg.RedisOptions()
 		if err != nil {
 			return err
@@ -198,7 +214,7 @@ func (g *Gateway) buildVault() error {
 		if err != nil {
 			return err
 		}
-		g.vault, g.warnings = staticVault{v}, warnings
+		g.vault, g.vaultWarns = staticVault{v}, warnings
 		return nil
 	}
 	wo := cfg.WatcherOptions(g.identities)
@@ -244,6 +260,9 @@ func (g *Gateway) buildTransport() (http.RoundTripper, error) {
 func (g *Gateway) listen() error {
 	so := g.cfg.Server.ServerOptions()
 	so.TLSConfig, so.Logger = g.tlsConfig, g.log
+	g.metrics.PrepareTLSHandshakeErrors(proxy.TLSErrorReasons())
+	so.Conns = g.cfg.ConnLimits(g.metrics.ConnectionRefused)
+	so.OnTLSHandshakeError = g.metrics.TLSHandshakeError
 	var err error
 	if g.server, err = proxy.Listen(g.handler, so); err != nil {
 		return err
@@ -283,7 +302,11 @@ func (g *Gateway) Vault() *keyvault.Vault { return g.vault.Current() }
 
 // VaultWarnings are the warnings of a dry run's vault load (a running
 // gateway logs them instead).
-func (g *Gateway) VaultWarnings() []keyvault.Warning { return g.warnings }
+func (g *Gateway) VaultWarnings() []keyvault.Warning { return g.vaultWarns }
+
+// Warnings are the warnings about the config's files (their permissions);
+// a running gateway has logged them.
+func (g *Gateway) Warnings() []string { return g.warnings }
 
 // Limits are the limits the gateway applies to a caller of key.
 func (g *Gateway) Limits(caller, key string) ratelimit.Applied {
