@@ -3,7 +3,6 @@ package proxy
 import (
 	"container/list"
 	"context"
-	"crypto/tls"
 	"net"
 	"net/netip"
 	"sync"
@@ -209,13 +208,10 @@ func (c *trackedConn) expire() {
 
 type connKey struct{}
 
-// connContext is the http.Server's ConnContext: it lets a request reach the
-// connection it came on, to mark it identified.
-func connContext(ctx context.Context, c net.Conn) context.Context {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	if tc, ok := c.(*trackedConn); ok {
+// limitConnContext lets a request reach the tracked connection it came on,
+// to mark it identified.
+func limitConnContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := unwrapConn(c).(*trackedConn); ok {
 		return context.WithValue(ctx, connKey{}, tc)
 	}
 	return ctx

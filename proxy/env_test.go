@@ -105,6 +105,11 @@ type envOptions struct {
 	proxies      *identity.TrustedProxies
 	proxyHeaders []string
 	stripBearer  bool
+	// hosts, loopbackHosts and allowBrowsers are the Host and browser
+	// policy (browser.go).
+	hosts         []string
+	loopbackHosts bool
+	allowBrowsers bool
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -147,6 +152,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Limiter: o.limiter, Policy: o.policy, Metrics: e.metrics, MaxBodyBytes: o.maxBody, Logger: o.logger,
 		Rejections: o.rejections, ReplayBodyBytes: o.replayBody, RejectionCheck: o.check,
 		TrustedProxies: o.proxies, ProxyHeaders: o.proxyHeaders, StripBearer: o.stripBearer,
+		Hosts: o.hosts, LoopbackHosts: o.loopbackHosts, AllowBrowsers: o.allowBrowsers,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,9 @@ const (
 	CodeRateLimited         = "rate_limited"
 	CodePayloadTooLarge     = "payload_too_large"
 	CodeBadRequest          = "bad_request"
+	CodeMethodNotAllowed    = "method_not_allowed"
+	CodeMisdirected         = "misdirected_request"
+	CodeCrossSite           = "cross_site_request"
 	CodeUpstreamUnavailable = "upstream_unavailable"
 	CodeUpstreamTimeout     = "upstream_timeout"
 )
@@ -38,6 +41,11 @@ type gatewayError struct {
 
 	// For rate_limited only: the limiter's decision, for the headers.
 	rl *ratelimit.Decision
+	// allow, for method_not_allowed, is the Allow header's value.
+	allow string
+	// close ends the connection after the answer (HTTP/1.x): the rest of
+	// what the caller sent cannot be trusted to be a request of its own.
+	close bool
 }
 
 func (e *gatewayError) Error() string {
@@ -80,10 +88,14 @@ func (h *Handler) writeError(w http.ResponseWriter, st *state, e *gatewayError) 
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Scgate-Error", e.code)
 	hdr.Set("X-Request-Id", st.id)
-	if !st.known && (e.status == http.StatusUnauthorized || e.status == http.StatusForbidden) {
-		// A caller who is not in the vault keeps no connection open here:
-		// idle connections of strangers would otherwise hold memory until
-		// the idle timeout. (HTTP/2: net/http sends GOAWAY and closes.)
+	if e.allow != "" {
+		hdr.Set("Allow", e.allow)
+	}
+	// net/http closes the connection after a response that says so (HTTP/2:
+	// GOAWAY). A caller who is not in the vault keeps no connection open
+	// after a refusal: idle connections of strangers would otherwise hold
+	// memory until the idle timeout.
+	if e.close || (!st.known && (e.status == http.StatusUnauthorized || e.status == http.StatusForbidden)) {
 		hdr.Set("Connection", "close")
 	}
 	if e.rl != nil {

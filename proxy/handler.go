@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -83,6 +84,21 @@ type Options struct {
 	// (X-Forwarded-Client-Cert). Like Forwarded and X-Forwarded-*, they are
 	// never forwarded to the broadcaster.
 	ProxyHeaders []string
+	// Hosts are the Host values the gateway answers ("name" or "name:port";
+	// a name without a port stands for the scheme's default port); others
+	// get 421. Empty: see LoopbackHosts.
+	Hosts []string
+	// LoopbackHosts, with no Hosts, answers on a loopback address only to
+	// that address and to localhost, at the listener's port (the defence
+	// against DNS rebinding); without it and without Hosts, any Host is
+	// answered. cmd/scgate sets it for a loopback listener.
+	LoopbackHosts bool
+	// AllowBrowsers lets through requests a browser marks as cross-site
+	// (Sec-Fetch-Site: cross-site or same-site, an Origin that is not one
+	// of the hosts). By default they get 403 cross_site_request: a page on
+	// another site must not be able to drive a gateway that asks for no
+	// credential.
+	AllowBrowsers bool
 	// StripBearer removes "Authorization: Bearer ..." before forwarding: set
 	// it when callers present their identity token there (the jwt resolver),
 	// so the token never reaches the broadcaster. Other schemes, such as the
@@ -109,6 +125,7 @@ type Handler struct {
 	replayBody   int64
 	confirm      *confirmer
 	strip        stripper
+	hosts        hostCheck
 	rp           *httputil.ReverseProxy
 }
 
@@ -141,6 +158,11 @@ func New(opts Options) (*Handler, error) {
 		replayBody:   opts.ReplayBodyBytes,
 		strip:        newStripper(opts.TrustedProxies, opts.ProxyHeaders, opts.StripBearer),
 	}
+	hosts, err := newHostCheck(opts.Hosts, opts.LoopbackHosts, opts.AllowBrowsers)
+	if err != nil {
+		return nil, err
+	}
+	h.hosts = hosts
 	if h.log == nil {
 		h.log = zap.NewNop()
 	}
@@ -260,7 +282,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gatewayError {
+	if e := checkFraming(r); e != nil {
+		return e
+	}
 	if e := checkRequest(r); e != nil {
+		return e
+	}
+	if e := h.hosts.check(r); e != nil {
 		return e
 	}
 	defer st.admission.Release() // st.admission is the last one decide took
@@ -280,6 +308,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 		return e
 	}
 	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	// The server sends the trailers after this returns.
+	dropScgateTrailers(w.Header())
 	return nil
 }
 
@@ -329,12 +359,55 @@ func checkRequest(r *http.Request) *gatewayError {
 	switch {
 	case r.Method == http.MethodConnect:
 		return newError(CodeBadRequest, http.StatusBadRequest, "CONNECT is not supported: scgate forwards only to the broadcaster API", nil)
+	case !policy.Forwarded(r.Method):
+		// TRACE would have the upstream echo the request, key included,
+		// back to the caller; other methods are not part of the API.
+		e := newError(CodeMethodNotAllowed, http.StatusMethodNotAllowed,
+			"method "+quote(r.Method)+" is not forwarded: use one of "+policy.Methods, nil)
+		e.allow = policy.Methods
+		return e
 	case r.RequestURI == "*":
 		return newError(CodeBadRequest, http.StatusBadRequest, "asterisk-form request targets are not supported", nil)
 	case !strings.HasPrefix(r.URL.Path, "/"):
 		return newError(CodeBadRequest, http.StatusBadRequest, "the request path must start with /", nil)
 	}
+	if reason := queryAltered(r.URL.RawQuery); reason != "" {
+		return newError(CodeBadRequest, http.StatusBadRequest,
+			"the query string cannot be forwarded unchanged: "+reason, nil)
+	}
 	return nil
+}
+
+// maxQueryParams is net/url's limit on parameters, past which
+// httputil.ReverseProxy re-encodes the query without them.
+const maxQueryParams = 10000
+
+// queryAltered says why ReverseProxy would not forward the query string as
+// sent (it re-encodes one it cannot parse, silently dropping parameters),
+// or "" when it would forward it unchanged.
+func queryAltered(q string) string {
+	if q == "" {
+		return ""
+	}
+	if strings.Count(q, "&")+1 > maxQueryParams {
+		return "it has more than " + strconv.Itoa(maxQueryParams) + " parameters; send fewer per request"
+	}
+	for i := 0; i < len(q); i++ {
+		switch q[i] {
+		case ';':
+			return "it has a ';', which is not a parameter separator; escape it as %3B"
+		case '%':
+			if i+2 >= len(q) || !isHexDigit(q[i+1]) || !isHexDigit(q[i+2]) {
+				return "a % is not followed by two hex digits; escape it as %25"
+			}
+			i += 2
+		}
+	}
+	return ""
+}
+
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // rewrite builds the outbound request. It runs after ReverseProxy removed the

@@ -19,6 +19,12 @@ type recorder struct {
 }
 
 func (r *recorder) WriteHeader(code int) {
+	if code < 200 {
+		// ReverseProxy copies an informational answer's headers (103 Early
+		// Hints) straight here, past modifyResponse: only scgate may say
+		// an answer is its own.
+		dropScgateHeaders(r.Header())
+	}
 	if !r.wroteHeader && code >= 200 {
 		r.wroteHeader = true
 		r.st.status = code

@@ -20,24 +20,94 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	st := resp.Request.Context().Value(stateKey{}).(*state)
 	st.upstreamStatus = resp.StatusCode
 	h.metrics.UpstreamAnswered(st.route, time.Since(st.start))
-	for k := range resp.Header {
-		// Only scgate may say that an answer is scgate's own (in any
-		// spelling a client could read as Scgate-*).
-		if hasNamePrefix(k, "Scgate-") {
-			delete(resp.Header, k)
-		}
-	}
+	// Only scgate may say that an answer is scgate's own (in any spelling
+	// a client could read as Scgate-*), in the headers or the trailers
+	// (dropScgateTrailers removes those not announced).
+	dropScgateHeaders(resp.Header)
+	// Also once the body may have been read (the trailers come with its end).
+	defer func() { dropScgateHeaders(resp.Trailer) }()
 	resp.Header["X-Request-Id"] = st.idHeader
 	h.afterUpstream(resp, st)
-	if loc := resp.Header.Get("Location"); loc != "" {
-		if rel, ok := h.relativeToUpstream(loc); ok {
-			resp.Header.Set("Location", rel)
-		}
-	}
-	if isJSON(resp.Header.Get("Content-Type")) && identityEncoded(resp.Header) {
+	h.relativeLinks(resp.Header)
+	// A HEAD answer has no body to rewrite: its Content-Length is the
+	// upstream's, for the GET it describes.
+	if resp.Request.Method != http.MethodHead && isJSON(resp.Header.Get("Content-Type")) && identityEncoded(resp.Header) {
 		return h.rewritePageLinks(resp, st)
 	}
 	return nil
+}
+
+// dropScgateHeaders removes every Scgate-* field from h.
+func dropScgateHeaders(h http.Header) {
+	for k := range h {
+		if hasNamePrefix(k, "Scgate-") {
+			delete(h, k)
+		}
+	}
+}
+
+// dropScgateTrailers removes Scgate-* trailers that ReverseProxy copied into
+// the answer after the body, announced or not (http.TrailerPrefix).
+func dropScgateTrailers(h http.Header) {
+	for k := range h {
+		if hasNamePrefix(strings.TrimPrefix(k, http.TrailerPrefix), "Scgate-") {
+			delete(h, k)
+		}
+	}
+}
+
+// relativeLinks keeps the upstream's origin out of Location,
+// Content-Location and the targets of Link.
+func (h *Handler) relativeLinks(hdr http.Header) {
+	for _, name := range [...]string{"Location", "Content-Location"} {
+		if loc := hdr.Get(name); loc != "" {
+			if rel, ok := h.relativeToUpstream(loc); ok {
+				hdr.Set(name, rel)
+			}
+		}
+	}
+	if links := hdr["Link"]; len(links) > 0 {
+		for i, v := range links {
+			links[i] = h.relativeLinkTargets(v)
+		}
+	}
+}
+
+// relativeLinkTargets rewrites each <target> of a Link value (RFC 8288)
+// that points at the upstream's origin; quoted parameters are left alone.
+func (h *Handler) relativeLinkTargets(v string) string {
+	if !strings.Contains(v, "<") {
+		return v
+	}
+	var b strings.Builder
+	quoted := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case c == '\\' && quoted && i+1 < len(v):
+			b.WriteByte(c)
+			i++
+			c = v[i]
+		case c == '<' && !quoted:
+			end := strings.IndexByte(v[i:], '>')
+			if end < 0 {
+				break
+			}
+			target := v[i+1 : i+end]
+			if rel, ok := h.relativeToUpstream(target); ok {
+				target = rel
+			}
+			b.WriteByte('<')
+			b.WriteString(target)
+			b.WriteByte('>')
+			i += end
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // relativeToUpstream turns an absolute URL on the upstream origin into a

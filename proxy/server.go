@@ -42,6 +42,12 @@ type ServerOptions struct {
 	// OnTLSHandshakeError, if set, is called with the reason of every
 	// failed TLS handshake (serverlimits.go), for a metric.
 	OnTLSHandshakeError func(reason string)
+
+	// MaxConnectionAge closes connections older than this after their next
+	// response (HTTP/2: a graceful GOAWAY), so every caller's certificate
+	// and CA are checked again by a new handshake at least this often
+	// (default DefaultMaxConnectionAge; negative switches it off).
+	MaxConnectionAge time.Duration
 }
 
 // Server is one bound listener with its http.Server.
@@ -63,7 +69,11 @@ func Listen(h http.Handler, opts ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	srv := &http.Server{
-		Handler:           h,
+		// The guard and ConnContext carry each HTTP/1 request's framing
+		// verdict (framing.go) to the handler, and the connection's accept
+		// time and peer-verdict cache (connage.go) to the mTLS resolver.
+		Handler:           framingGuard{next: limitConnectionAge(h, maxConnectionAge(opts.MaxConnectionAge))},
+		ConnContext:       chainConnContext(callerConnContext, framingConnContext),
 		TLSConfig:         opts.TLSConfig,
 		ReadHeaderTimeout: orDefault(opts.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 		ReadTimeout:       orDefault(opts.ReadTimeout, DefaultReadTimeout),
@@ -82,10 +92,12 @@ func Listen(h http.Handler, opts ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s listener: %w", opts.Name, err)
 	}
+	// The limits wrap the plain TCP listener (they count connections before
+	// any handshake); the framing listener completes TLS handshakes itself.
 	ln = applyServerLimits(srv, ln, opts, logger, errLog.Writer())
-	if opts.TLSConfig != nil {
-		ln = tls.NewListener(ln, opts.TLSConfig)
-	}
+	// net/http refuses header blocks larger than MaxHeaderBytes plus its
+	// 4 KiB buffer; the inspector reads no more than that of one.
+	ln = newFramingListener(ln, srv.MaxHeaderBytes+4096, opts.TLSConfig, srv.ReadHeaderTimeout, srv.ErrorLog)
 	return &Server{name: opts.Name, srv: srv, ln: ln}, nil
 }
 
@@ -101,7 +113,11 @@ func (s *Server) serve() error {
 }
 
 // Close stops a server that was never run, releasing its listener.
-func (s *Server) Close() error { return s.srv.Close() }
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	_ = s.ln.Close() // a server never run does not know its listener
+	return err
+}
 
 // LifecycleOptions drives Run.
 type LifecycleOptions struct {

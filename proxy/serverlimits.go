@@ -149,6 +149,6 @@ func applyServerLimits(srv *http.Server, ln net.Listener, opts ServerOptions, lo
 	if !opts.Conns.active() {
 		return ln
 	}
-	srv.ConnContext = connContext
+	srv.ConnContext = chainConnContext(srv.ConnContext, limitConnContext)
 	return newLimitListener(ln, opts.Conns)
 }

@@ -49,6 +49,11 @@ func (s stripper) outbound(h http.Header) {
 	// and a 101 answer becomes 502.
 	delete(h, "Connection")
 	delete(h, "Upgrade")
+	for k := range h {
+		if isOverride(k) {
+			delete(h, k)
+		}
+	}
 	if !s.bearer {
 		return
 	}
@@ -77,6 +82,24 @@ func (s stripper) outbound(h http.Header) {
 // as scgate.
 func isCredential(k string) bool {
 	return sameName(k, "Sc-Api-Key") || hasNamePrefix(k, "Scgate-")
+}
+
+// overrideHeaders make some frameworks (Django REST framework, Symfony, IIS
+// and Zend rewrites) serve another method or path than the request line
+// names: the route policy would have judged a request the broadcaster never
+// sees.
+var overrideHeaders = [...]string{
+	"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+	"X-Original-Url", "X-Rewrite-Url",
+}
+
+func isOverride(k string) bool {
+	for _, name := range overrideHeaders {
+		if sameName(k, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // isForwarding: headers that only a trusted proxy may write.

@@ -23,6 +23,10 @@ func FuzzConfig(f *testing.F) {
 		"[limits.callers.\"s\"]\nburst = 3\n[limits.keys.\"k\"]\nrate = 1.0\n[policy.sets]\nro = [\"GET /api/v2/**\"]\n[policy.callers]\n\"s\" = \"ro\"\n"))
 	f.Add([]byte("[server]\ntls = \"acme\"\n[server.acme]\ndomains = [\"*.x\"]\n[identity.jwt]\nissuer = \"https://k\"\naudiences = []\n"))
 	f.Add([]byte("[identity]\ntrusted_proxies = [\"10.1.0.0/8\"]\n[identity.header]\nname = \"X\"\n[log]\nlevel = \"loud\"\n[server]\nread_timeout = \"-1s\"\n"))
+	f.Add([]byte("[server]\ntls = \"self-signed\"\nmax_connection_age = \"1m\"\n[upstream]\nurl = \"https://r.example\"\n[vault]\nfile = \"k\"\n" +
+		"[identity]\ntrusted_proxies = [\"10.0.0.0/8\"]\nallow_overlap = true\n[identity.cidr]\n\"10.1.0.0/16\" = \"s\"\n" +
+		"[identity.mtls]\ntrust_domains = [\"prod.example\"]\n[identity.mtls.trust_bundles]\n\"prod.example\" = \"p.pem\"\n" +
+		"[identity.jwt]\nissuer = \"https://k\"\naudiences = [\"a\"]\ndiscovery_url = \"https://k/d\"\nleeway = \"5m\"\nmax_stale = \"2h\"\nfetch_wait = \"1s\"\nallowed_jwks_hosts = [\"10.0.0.1:6443\"]\n"))
 	f.Add([]byte("[server\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := config.Parse("fuzz.toml", data)

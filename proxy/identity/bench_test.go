@@ -1,9 +1,15 @@
 package identity
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/scgate/scgate/proxy/tlsconf/tlstest"
 )
 
 // BenchmarkJWTResolve measures one token check on the request path (keys
@@ -72,5 +78,33 @@ func BenchmarkChainCIDRThenStatic(b *testing.B) {
 		if id, err := chain.Resolve(r); err != nil || id != "bench-caller" {
 			b.Fatal(id, err)
 		}
+	}
+}
+
+// BenchmarkMTLSResolve measures the per-request re-verification of a client
+// certificate: with the per-connection cache (every request after a
+// connection's first, until a CA reload) and without (a chain verification).
+func BenchmarkMTLSResolve(b *testing.B) {
+	ca := tlstest.NewCA(b, "client CA")
+	cert, _, _ := ca.Issue(b, tlstest.LeafOptions{DNSNames: []string{"sync.radio.example"}, Client: true})
+	anchors := &Anchors{Roots: ca.Pool()}
+	res, err := NewMTLS(MTLSOptions{Source: SourceDNS, Anchors: func() *Anchors { return anchors }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, cached := range []bool{true, false} {
+		b.Run(map[bool]string{true: "cached", false: "verify"}[cached], func(b *testing.B) {
+			r := httptest.NewRequest(http.MethodGet, "/api/v2/history/", nil)
+			r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert.Leaf}, VerifiedChains: [][]*x509.Certificate{{cert.Leaf, ca.Cert}}}
+			if cached {
+				r = r.WithContext(WithPeerCache(r.Context()))
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if id, err := res.Resolve(r); err != nil || id != "sync.radio.example" {
+					b.Fatal(id, err)
+				}
+			}
+		})
 	}
 }

@@ -8,10 +8,14 @@
 //   - Static: everyone on the listener is one caller (a sidecar on loopback);
 //   - NewCIDR: the caller is decided by the source network;
 //   - NewMTLS: the caller is named by its verified client certificate: a
-//     SPIFFE ID from the URI SAN, the first DNS SAN, or the common name;
+//     SPIFFE ID from the URI SAN (checked against its own trust domain's
+//     bundle), the first DNS SAN, or the common name; the chain is verified
+//     again on every request against the current CAs and clock, with the
+//     verdict cached per connection (WithPeerCache);
 //   - NewJWT: the caller presents a signed token (a Kubernetes projected
 //     service-account token) as "Authorization: Bearer", verified against a
-//     JWKS cache (NewJWKS) from a file, a URL or OIDC discovery;
+//     JWKS cache (NewJWKS) from a file, a URL or OIDC discovery, refreshed
+//     in the background so that a slow issuer never queues requests;
 //   - NewHeader: a trusted proxy in front of scgate (Istio, Envoy) names the
 //     caller in a header such as X-Forwarded-Client-Cert.
 //

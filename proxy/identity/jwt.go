@@ -22,7 +22,8 @@ type JWTOptions struct {
 	Audiences []string
 	// Keys verifies signatures. Required.
 	Keys *JWKS
-	// Leeway is the clock skew allowed on exp, nbf and iat (default 30s).
+	// Leeway is the clock skew allowed on exp, nbf and iat (default 30s, at
+	// most MaxLeeway).
 	Leeway time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -32,6 +33,10 @@ type JWTOptions struct {
 // ones, so that "none" and HMAC (which would let anyone holding the public
 // key forge a token) are refused before anything else is looked at.
 var allowedAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.ES256}
+
+// MaxLeeway bounds JWTOptions.Leeway: a larger skew would keep expired
+// tokens alive for longer than clocks ever drift.
+const MaxLeeway = 5 * time.Minute
 
 // maxTokenLen bounds the token parsed; projected service-account tokens are
 // about 1 KiB.
@@ -65,6 +70,9 @@ func NewJWT(opts JWTOptions) (Resolver, error) {
 		return nil, errors.New("identity: jwt: at least one audience is required: the audience callers request their tokens for, e.g. \"scgate\"")
 	case opts.Keys == nil:
 		return nil, errors.New("identity: jwt: a key set (JWKS file, URL or discovery URL) is required")
+	}
+	if opts.Leeway > MaxLeeway {
+		return nil, fmt.Errorf("identity: jwt: leeway %v is more than %v: fix the clocks instead", opts.Leeway, MaxLeeway)
 	}
 	for i, a := range opts.Audiences {
 		if a == "" {

@@ -137,6 +137,7 @@ func newJWTFromFile(t testing.TB, path string, clk *clock) Resolver {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(keys.Close)
 	res, err := NewJWT(JWTOptions{Issuer: testIssuer, Audiences: []string{testAudience}, Keys: keys, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -238,8 +239,9 @@ func TestJWTIgnoresOtherSchemes(t *testing.T) {
 }
 
 // TestJWKSRotationFromFile: a token from a newly published key is accepted
-// once the file has it (refreshed on the unknown kid); a removed key stops
-// working once the set is older than MaxAge.
+// once the file has it (refreshed on the unknown kid), and the refresh drops
+// the keys the file no longer has. (A removed key with no new one to
+// trigger a refresh: TestJWKSMaxAgeRefreshesInBackground.)
 func TestJWKSRotationFromFile(t *testing.T) {
 	oldKey, newKey := newRSAKey(t, "2026-01"), newECKey(t, "2026-02")
 	path := filepath.Join(t.TempDir(), "jwks.json")
@@ -260,7 +262,7 @@ func TestJWKSRotationFromFile(t *testing.T) {
 	if id, err := res.Resolve(bearer(newTok)); id != testSubject || err != nil {
 		t.Fatalf("after rotation: (%q, %v)", id, err)
 	}
-	// The old key is gone from the file but still cached until MaxAge.
+	// The refresh for the new key also dropped the old one.
 	oldTok := sign(t, oldKey, claims(clk.Now()))
 	if _, err := res.Resolve(bearer(oldTok)); err == nil || !strings.Contains(err.Error(), "unknown kid") {
 		t.Fatalf("removed key: %v, want unknown kid", err)
@@ -308,6 +310,7 @@ func TestJWKSFromDiscovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(keys.Close)
 	res, err := NewJWT(JWTOptions{Issuer: testIssuer, Audiences: []string{"other", testAudience}, Keys: keys, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -352,7 +355,11 @@ func TestNewJWKSErrors(t *testing.T) {
 	}{
 		{"none", JWKSOptions{}, "exactly one"},
 		{"two", JWKSOptions{File: "a", URL: "https://x"}, "exactly one"},
-		{"bad url", JWKSOptions{URL: "ftp://x"}, "not an http(s) URL"},
+		{"bad url", JWKSOptions{URL: "ftp://x"}, "not an https URL"},
+		{"plain http to a remote host", JWKSOptions{URL: "http://keys.example/jwks"}, "not an https URL"},
+		{"token over plain http", JWKSOptions{URL: "http://127.0.0.1:1/jwks", BearerTokenFile: "t"}, "only ever sent over https"},
+		{"max stale below max age", JWKSOptions{File: "a", MaxAge: time.Hour, MaxStale: time.Minute}, "shorter than the maximum age"},
+		{"allowed host with a path", JWKSOptions{DiscoveryURL: "https://x", AllowedHosts: []string{"evil.example/x"}}, "not a host name"},
 		{"missing file", JWKSOptions{File: filepath.Join(dir, "missing.json")}, "check the path"},
 		{"private key", JWKSOptions{File: filepath.Join(dir, "priv.json")}, "private or symmetric key"},
 		{"hmac key", JWKSOptions{File: filepath.Join(dir, "hmac.json")}, "private or symmetric key"},
@@ -370,6 +377,7 @@ func TestNewJWKSErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(keys.Close)
 	for _, o := range []JWTOptions{{Audiences: []string{"a"}, Keys: keys}, {Issuer: "i", Keys: keys}, {Issuer: "i", Audiences: []string{"a"}}, {Issuer: "i", Audiences: []string{""}, Keys: keys}} {
 		if _, err := NewJWT(o); err == nil {
 			t.Errorf("NewJWT(%+v) accepted", o)
@@ -431,6 +439,7 @@ func TestJWKSFromURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(keys.Close)
 	res, err := NewJWT(JWTOptions{Issuer: testIssuer, Audiences: []string{testAudience}, Keys: keys})
 	if err != nil {
 		t.Fatal(err)

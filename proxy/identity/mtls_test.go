@@ -101,8 +101,10 @@ func TestMTLSIdentities(t *testing.T) {
 		notInErr string
 	}{
 		{"SPIFFE ID", MTLSOptions{}, tlstest.LeafOptions{URIs: []string{stats}}, "id=" + stats, ""},
-		{"SPIFFE ID after another URI", MTLSOptions{Source: SourceURI},
-			tlstest.LeafOptions{URIs: []string{"https://radio.example/", stats}}, "id=" + stats, ""},
+		{"SPIFFE ID after another URI (not an X.509-SVID)", MTLSOptions{Source: SourceURI},
+			tlstest.LeafOptions{URIs: []string{"https://radio.example/", stats}}, "refused: " + errManyURIs.Error(), "radio.example"},
+		{"two SPIFFE IDs", MTLSOptions{Source: SourceURI},
+			tlstest.LeafOptions{URIs: []string{"spiffe://prod.example/a", stats}}, "refused: " + errManyURIs.Error(), ""},
 		{"trust domain allowed", MTLSOptions{TrustDomains: []string{"staging.example", "spiffe://prod.example"}},
 			tlstest.LeafOptions{URIs: []string{stats}}, "id=" + stats, ""},
 		{"trust domain not allowed", MTLSOptions{TrustDomains: []string{"prod.example"}},

@@ -8,14 +8,15 @@ import (
 
 // Rule is one "METHOD PATTERN" entry of an allow-list.
 //
-// METHOD is GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or * (any); GET also
-// allows HEAD, which reads the same thing. PATTERN is a path whose segments
+// METHOD is GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or *, which stands
+// for those seven (the methods scgate forwards) and never for any other; GET
+// also allows HEAD, which reads the same thing. PATTERN is a path whose segments
 // are literal, or * (exactly one non-empty segment), or, as the last segment
 // only, ** (the rest of the path: zero or more segments). A trailing slash is
 // significant, as it is to the broadcaster: "/api/v2/playlists/" does not
 // match "/api/v2/playlists".
 type Rule struct {
-	Method  string // "*" for any method
+	Method  string // "*" for any of Methods
 	Pattern string
 	segs    []string
 }
@@ -23,8 +24,20 @@ type Rule struct {
 // String returns the rule as written in the config: "GET /api/v2/**".
 func (r Rule) String() string { return r.Method + " " + r.Pattern }
 
-var ruleMethods = map[string]bool{
-	"*": true, "GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "OPTIONS": true,
+// Methods are the request methods scgate forwards, as written in an Allow
+// header. Every other method (TRACE, which echoes the request and its key
+// back, CONNECT, WebDAV's, custom tokens, lower-case spellings) is refused
+// before any rule is consulted.
+const Methods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+// Forwarded reports whether scgate forwards method m. Methods are case
+// sensitive: "get" is not GET.
+func Forwarded(m string) bool {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+		return true
+	}
+	return false
 }
 
 // ParseRule parses "METHOD PATTERN". Its errors say what to write instead.
@@ -34,7 +47,7 @@ func ParseRule(s string) (Rule, error) {
 		return Rule{}, fmt.Errorf("%q: write a rule as METHOD PATTERN, e.g. \"GET /api/v2/**\"", s)
 	}
 	method, pattern := fields[0], fields[1]
-	if !ruleMethods[method] {
+	if method != "*" && !Forwarded(method) {
 		return Rule{}, fmt.Errorf("%q: method %q: use GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or * (in capitals)", s, method)
 	}
 	segs, err := parsePattern(pattern)
@@ -70,9 +83,10 @@ func parsePattern(p string) ([]string, error) {
 	return segs, nil
 }
 
-// allowsMethod reports whether the rule's method covers m.
+// allowsMethod reports whether the rule's method covers m. A "*" covers only
+// the methods scgate forwards, so that the policy alone never allows TRACE.
 func (r Rule) allowsMethod(m string) bool {
-	return r.Method == "*" || r.Method == m || (r.Method == "GET" && m == "HEAD")
+	return (r.Method == "*" && Forwarded(m)) || r.Method == m || (r.Method == "GET" && m == "HEAD")
 }
 
 // matchPath reports whether a normalised path matches the pattern. It does not

@@ -47,6 +47,8 @@ type ClientCAs struct {
 	// pool is replaced, never modified, so its pointer identifies a version
 	// of the bundle; ServerConfig caches its tls.Config on it.
 	pool atomic.Pointer[x509.CertPool]
+	// certs are the certificates of pool, stored before it.
+	certs atomic.Pointer[[]*x509.Certificate]
 
 	mu   sync.Mutex        // serialises reloads; handshakes never take it
 	last [sha256.Size]byte // digest of the file at the last attempt; guarded by mu
@@ -77,6 +79,15 @@ func NewClientCAs(opts ClientCAOptions) (*ClientCAs, error) {
 // Pool returns the current pool. Callers must not modify it.
 func (c *ClientCAs) Pool() *x509.CertPool {
 	return c.pool.Load()
+}
+
+// Certs returns the certificates of the current pool. Callers must not
+// modify them.
+func (c *ClientCAs) Certs() []*x509.Certificate {
+	if p := c.certs.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Reload re-reads the bundle now and, if it is valid, uses it from the next
@@ -123,6 +134,7 @@ func (c *ClientCAs) reload(force bool) (certs []*x509.Certificate, changed bool,
 		for _, cert := range certs {
 			pool.AddCert(cert)
 		}
+		c.certs.Store(&certs)
 		c.pool.Store(pool)
 	}
 	if c.onReload != nil {

@@ -28,9 +28,10 @@ type ServerOptions struct {
 	// GetCertificate.
 	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// ClientCAs, when set, makes the server ask for client certificates and
-	// verify them against the pool current at each handshake. Nil means no
-	// client certificates are asked for.
-	ClientCAs *ClientCAs
+	// verify them against the pool current at each handshake: a *ClientCAs,
+	// or a *Trust for SPIFFE trust bundles. Nil means no client
+	// certificates are asked for.
+	ClientCAs CAPool
 	// ClientAuth is ClientAuthRequire or ClientAuthVerifyIfGiven; empty
 	// means ClientAuthRequire. It needs ClientCAs.
 	ClientAuth string
@@ -55,6 +56,13 @@ var tls12Suites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
+// CAPool is a reloadable pool of client CAs. Pool returns the pool current
+// now; a reload stores a new pool rather than modifying the old one, so its
+// pointer identifies a version.
+type CAPool interface {
+	Pool() *x509.CertPool
+}
+
 // ServerConfig returns the listener's tls.Config: TLS 1.2 at least with
 // AEAD cipher suites only (tls12Suites), the
 // certificate from opts.GetCertificate and, with ClientCAs, a
@@ -77,6 +85,16 @@ func ServerConfig(opts ServerOptions) (*tls.Config, error) {
 		CipherSuites:   slices.Clone(tls12Suites),
 		GetCertificate: opts.GetCertificate,
 		NextProtos:     slices.Clone(protos),
+	}
+	switch c := opts.ClientCAs.(type) {
+	case *ClientCAs:
+		if c == nil { // a nil pointer in the interface still means none
+			opts.ClientCAs = nil
+		}
+	case *Trust:
+		if c == nil {
+			opts.ClientCAs = nil
+		}
 	}
 	if opts.ClientCAs == nil {
 		if opts.ClientAuth != "" {
@@ -133,7 +151,7 @@ func ServerConfig(opts ServerOptions) (*tls.Config, error) {
 type configCache struct {
 	base *tls.Config
 	acme *tls.Config // for TLS-ALPN-01 validation handshakes; nil without
-	cas  *ClientCAs
+	cas  CAPool
 	cur  atomic.Pointer[cachedConfig]
 }
 

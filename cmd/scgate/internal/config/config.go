@@ -118,7 +118,7 @@ func (c *Config) applyDefaults() {
 	c.Admin.defaults()
 	c.Upstream.defaults()
 	c.Vault.defaults()
-	c.Identity.defaults(c.Server)
+	c.Identity.defaults(c.ClientCertsConfigured())
 	c.Limits.defaults()
 	c.Log.defaults()
 	c.Rotation.defaults()
@@ -134,6 +134,7 @@ func (c *Config) resolvePaths(dir string) {
 			*p = filepath.Join(dir, *p)
 		}
 	}
+	c.resolveBundlePaths(dir)
 }
 
 // problems collects a file's validation failures.

@@ -17,6 +17,8 @@ type Identity struct {
 	TrustedProxies []string          `toml:"trusted_proxies"`
 	JWT            JWT               `toml:"jwt"`    // identity_jwt.go
 	Header         Header            `toml:"header"` // identity_header.go
+	// AllowOverlap: identity_mtls.go.
+	AllowOverlap bool `toml:"allow_overlap"`
 }
 
 // MTLS is [identity.mtls]: which part of a verified client certificate is
@@ -24,16 +26,19 @@ type Identity struct {
 type MTLS struct {
 	Source       string   `toml:"source"`
 	TrustDomains []string `toml:"trust_domains"`
+	// TrustBundles binds each SPIFFE trust domain to its own CA bundle
+	// (identity_mtls.go).
+	TrustBundles map[string]string `toml:"trust_bundles"`
 }
 
-func (id *Identity) defaults(s Server) {
+func (id *Identity) defaults(clientCerts bool) {
 	id.MTLS.Source = orString(id.MTLS.Source, "uri")
 	if len(id.Order) > 0 {
 		return
 	}
 	// Strongest evidence first: a verified certificate, then a signed
 	// token or a trusted proxy's word, then the network.
-	if s.ClientCAFile != "" {
+	if clientCerts {
 		id.Order = append(id.Order, "mtls")
 	}
 	if id.JWT.set() {
@@ -67,7 +72,7 @@ func (id Identity) validate(p *problems, c *Config) {
 		case "cidr":
 			missing = len(id.CIDR) == 0
 		case "mtls":
-			missing = c.Server.ClientCAFile == ""
+			missing = !c.ClientCertsConfigured()
 		case "jwt":
 			missing = !id.JWT.set()
 		case "header":
@@ -78,7 +83,7 @@ func (id Identity) validate(p *problems, c *Config) {
 		if missing {
 			p.add(fmt.Sprintf("%q is in the order but %s", r, map[string]string{
 				"static": "identity.static is empty", "cidr": "[identity.cidr] is empty",
-				"mtls": "server.client_ca_file is not set", "jwt": "[identity.jwt] is empty",
+				"mtls": "neither server.client_ca_file nor [identity.mtls.trust_bundles] is set", "jwt": "[identity.jwt] is empty",
 				"header": "identity.header.name is not set",
 			}[r]), "identity", "order")
 		}
@@ -96,6 +101,7 @@ func (id Identity) validate(p *problems, c *Config) {
 			p.add(fmt.Sprintf("%q: %v", tp, err), "identity", "trusted_proxies")
 		}
 	}
+	c.validateMTLS(p)
 	id.JWT.validate(p, id.Order)
 	id.Header.validate(p, id)
 }
@@ -144,7 +150,8 @@ func (id Identity) CIDROptions(proxies *identity.TrustedProxies) identity.CIDROp
 	return identity.CIDROptions{Rules: rules, TrustedProxies: proxies}
 }
 
-// MTLSOptions is [identity.mtls] as identity.NewMTLS takes it.
-func (id Identity) MTLSOptions() identity.MTLSOptions {
-	return identity.MTLSOptions{Source: id.MTLS.Source, TrustDomains: id.MTLS.TrustDomains}
+// MTLSOptions is [identity.mtls] as identity.NewMTLS takes it; anchors
+// are the gateway's (the client CA file and the trust bundles in force).
+func (id Identity) MTLSOptions(anchors func() *identity.Anchors) identity.MTLSOptions {
+	return identity.MTLSOptions{Source: id.MTLS.Source, TrustDomains: id.MTLS.TrustDomains, Anchors: anchors}
 }

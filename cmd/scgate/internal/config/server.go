@@ -28,6 +28,12 @@ type Server struct {
 	ShutdownDelay     Duration `toml:"shutdown_delay"`
 	ShutdownTimeout   Duration `toml:"shutdown_timeout"`
 	PublicURL         string   `toml:"public_url"`
+	// Hosts are the Host values the gateway answers; AllowBrowsers lets
+	// cross-site browser requests through (proxy/browser.go).
+	Hosts         []string `toml:"hosts"`
+	AllowBrowsers bool     `toml:"allow_browsers"`
+	// MaxConnectionAge: identity_mtls.go.
+	MaxConnectionAge Duration `toml:"max_connection_age"`
 	// Connection limits: server_conns.go.
 	MaxConnections          int      `toml:"max_connections"`
 	MaxConnectionsPerSource int      `toml:"max_connections_per_source"`
@@ -48,6 +54,7 @@ func (s *Server) defaults() {
 	s.IdleTimeout.orDefault(proxy.DefaultIdleTimeout)
 	s.ShutdownDelay.orDefault(proxy.DefaultShutdownDelay)
 	s.ShutdownTimeout.orDefault(proxy.DefaultShutdownTimeout)
+	s.MaxConnectionAge.orDefault(DefaultMaxConnectionAge)
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = proxy.DefaultMaxHeaderBytes
 	}
@@ -88,6 +95,11 @@ func (s *Server) validate(p *problems, c *Config) {
 			p.add(fmt.Sprintf("%q: give scheme://host[:port] only", s.PublicURL), "server", "public_url")
 		}
 	}
+	for i, h := range s.Hosts {
+		if err := proxy.ValidHost(h); err != nil {
+			p.add(fmt.Sprintf("entry %d: %v", i+1, err), "server", "hosts")
+		}
+	}
 	s.validateConns(p)
 	s.ACME.validate(p, c)
 }
@@ -115,8 +127,27 @@ func (s Server) ServerOptions() proxy.ServerOptions {
 		Name: "gateway", Addr: s.Listen,
 		ReadHeaderTimeout: s.ReadHeaderTimeout.Duration, ReadTimeout: s.ReadTimeout.Duration,
 		WriteTimeout: s.WriteTimeout.Duration, IdleTimeout: s.IdleTimeout.Duration,
-		MaxHeaderBytes: s.MaxHeaderBytes,
+		MaxHeaderBytes: s.MaxHeaderBytes, MaxConnectionAge: s.maxConnectionAge(),
 	}
+}
+
+// LoopbackListener reports whether server.listen binds only a loopback
+// address (then, with no server.hosts, the gateway answers only to that
+// address and localhost).
+func (c *Config) LoopbackListener() bool {
+	host, _, err := net.SplitHostPort(c.Server.Listen)
+	return err == nil && isLoopbackHost(host)
+}
+
+// HostsWarning is the warning for a gateway reachable from the network that
+// answers any Host, or "" when there is none.
+func (c *Config) HostsWarning() string {
+	if len(c.Server.Hosts) > 0 || c.LoopbackListener() {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d: server.hosts is not set and server.listen %q is not a loopback address: the gateway answers any Host, "+
+		"so a web page that re-points its own name at this address (DNS rebinding) can call it through a browser on the network; "+
+		"list the names callers use in server.hosts", c.path, c.lines.Line("server", "listen"), c.Server.Listen)
 }
 
 // PublicOrigin is server.public_url parsed, or nil when unset.

@@ -46,7 +46,7 @@ type Gateway struct {
 	metrics    *metrics.Metrics
 	watcher    *keyvault.Watcher // nil in a dry run
 	vault      proxy.VaultSource
-	warnings   []string           // about the files' permissions
+	warnings   []string           // about the config: Warnings
 	vaultWarns []keyvault.Warning // the vault's, in a dry run
 	identities []age.Identity
 	rejections *keyvault.Rejections
@@ -57,10 +57,10 @@ type Gateway struct {
 	handler    *proxy.Handler
 
 	tlsConfig *tls.Config
-	certs     *tlsconf.Files     // tls = "files"
-	clientCAs *tlsconf.ClientCAs // mTLS
-	acme      *tlsconf.ACME      // tls = "acme", not in a dry run
-	certReady atomic.Bool        // acme: every domain has a certificate
+	certs     *tlsconf.Files                // tls = "files"
+	clientCAs atomic.Pointer[tlsconf.Trust] // mTLS: the client CA file and the trust bundles
+	acme      *tlsconf.ACME                 // tls = "acme", not in a dry run
+	certReady atomic.Bool                   // acme: every domain has a certificate
 
 	server, admin, challenge *proxy.Server // nil in a dry run; challenge: ACME HTTP-01 only
 	ready, draining          atomic.Bool
@@ -99,11 +99,19 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 		}
 	}()
 	// Key material that others can write refuses the start (keyperms.go);
-	// what others can read is warned about.
+	// what others can read is warned about, as are settings that are
+	// allowed but weaken the gateway.
 	warnings, err := cfg.CheckKeyFiles()
 	g.warnings = append(g.warnings, warnings...)
+	g.warnings = append(g.warnings, cfg.IdentityWarnings()...)
+	if w := cfg.HostsWarning(); w != "" {
+		g.warnings = append(g.warnings, w)
+	}
+	if cfg.Server.AllowBrowsers {
+		g.warnings = append(g.warnings, "server.allow_browsers is set: web pages on other sites can send requests through a browser that reaches this gateway")
+	}
 	if !opts.DryRun {
-		for _, w := range warnings {
+		for _, w := range g.warnings {
 			g.log.Warn(w)
 		}
 	}
@@ -142,6 +150,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 		Rejections: g.rejections, ReplayBodyBytes: cfg.Rotation.ReplayBody(),
 		RejectionCheck: cfg.Rotation.RejectionCheck(),
 		TrustedProxies: proxies, ProxyHeaders: proxyHeaders, StripBearer: cfg.Identity.JWT.Set(),
+		Hosts: cfg.Server.Hosts, LoopbackHosts: cfg.LoopbackListener(), AllowBrowsers: cfg.Server.AllowBrowsers,
 	})
 	if err != nil {
 		return nil, err
@@ -304,8 +313,8 @@ func (g *Gateway) Vault() *keyvault.Vault { return g.vault.Current() }
 // gateway logs them instead).
 func (g *Gateway) VaultWarnings() []keyvault.Warning { return g.vaultWarns }
 
-// Warnings are the warnings about the config's files (their permissions);
-// a running gateway has logged them.
+// Warnings are the warnings about the config (files others can read,
+// settings that weaken the gateway); a running gateway has logged them.
 func (g *Gateway) Warnings() []string { return g.warnings }
 
 // Limits are the limits the gateway applies to a caller of key.

@@ -29,7 +29,7 @@ func (g *Gateway) buildIdentity(ctx context.Context) (identity.Resolver, error) 
 		case "cidr":
 			r, err = identity.NewCIDR(id.CIDROptions(proxies))
 		case "mtls":
-			r, err = identity.NewMTLS(id.MTLSOptions())
+			r, err = identity.NewMTLS(id.MTLSOptions(newAnchorSource(g.clientCAs.Load).Anchors))
 		case "jwt":
 			r, err = g.buildJWT(ctx)
 		case "header":

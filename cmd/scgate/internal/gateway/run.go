@@ -44,8 +44,8 @@ func (g *Gateway) Run(ctx context.Context, hup <-chan os.Signal) error {
 	if g.certs != nil {
 		watch("certificate", g.certs.Run)
 	}
-	if g.clientCAs != nil {
-		watch("client-ca", g.clientCAs.Run)
+	if cas := g.clientCAs.Load(); cas != nil {
+		watch("client-ca", cas.Run)
 	}
 	wg.Go(func() {
 		for {
@@ -102,8 +102,8 @@ func (g *Gateway) reload() {
 			g.log.Error("certificate reload failed; the previous certificate keeps serving", zap.Error(err))
 		}
 	}
-	if g.clientCAs != nil {
-		if err := g.clientCAs.Reload(); err != nil {
+	if cas := g.clientCAs.Load(); cas != nil {
+		if err := cas.Reload(); err != nil {
 			g.log.Error("client CA reload failed; the previous bundle keeps serving", zap.Error(err))
 		}
 	}

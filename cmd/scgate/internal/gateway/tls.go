@@ -63,19 +63,19 @@ func (g *Gateway) buildTLS() error {
 	if g.acme != nil {
 		opts.NextProtos = g.acme.NextProtos()
 	}
-	if s.ClientCAFile != "" {
-		cas, err := tlsconf.NewClientCAs(tlsconf.ClientCAOptions{
-			File: s.ClientCAFile, Logger: g.log.Named("client-ca"),
-			OnReload: func(certs []*x509.Certificate, err error) {
-				if err == nil {
-					g.metrics.CertExpiry("client_ca", earliestExpiry(certs))
-				}
-			},
-		})
-		if err != nil {
-			return cfg.Wrap(err, "server", "client_ca_file")
+	cas, err := newTrust(cfg, g.log.Named("client-ca"), !g.opts.DryRun, func(name string, certs []*x509.Certificate, err error) {
+		if err == nil {
+			if name != "client_ca" {
+				name = "trust_bundle:" + name
+			}
+			g.metrics.CertExpiry(name, earliestExpiry(certs))
 		}
-		g.clientCAs = cas
+	})
+	if err != nil {
+		return err
+	}
+	if cas != nil {
+		g.clientCAs.Store(cas)
 		// client_auth defaults to "require" and only means something with
 		// a client CA; without one, TLS serves without client certificates.
 		opts.ClientCAs, opts.ClientAuth = cas, s.ClientAuth
@@ -83,7 +83,6 @@ func (g *Gateway) buildTLS() error {
 	if getCert == nil {
 		return nil // a dry run of tls = "acme"
 	}
-	var err error
 	g.tlsConfig, err = tlsconf.ServerConfig(opts)
 	return err
 }
