@@ -35,9 +35,10 @@ type Metrics struct {
 	KeyRejections    *prometheus.CounterVec // key, prefix
 	VaultReloads     *prometheus.CounterVec // result
 	VaultLastSuccess prometheus.Gauge
-	TLSCertExpiry    *prometheus.GaugeVec // name
-	RateLimitBackend prometheus.Gauge     // 1: the configured limit backend is in use
-	BuildInfo        *prometheus.GaugeVec // version, revision, goversion
+	TLSCertExpiry    *prometheus.GaugeVec   // name
+	RateLimitBackend prometheus.Gauge       // 1: the configured limit backend is in use
+	BufferFallbacks  *prometheus.CounterVec // use (rewrite, replay)
+	BuildInfo        *prometheus.GaugeVec   // version, revision, goversion
 	// ConnectionsRefused counts connections the gateway closed to bound
 	// strangers (reason: max_connections, per_source, unidentified_timeout).
 	ConnectionsRefused *prometheus.CounterVec
@@ -113,6 +114,10 @@ func New() *Metrics {
 			Name: "scgate_tls_handshake_errors_total",
 			Help: "Failed TLS handshakes on the gateway listener, by reason (closed, timeout, not_tls, version, cipher, client_cert, other).",
 		}, []string{"reason"}),
+		BufferFallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scgate_buffer_budget_fallbacks_total",
+			Help: "Requests that did without a buffer because the buffer budget (server.max_buffered_bytes) was spent, by use: rewrite (a paginated answer passed with its links unchanged), replay (a request body was not kept, so a refusal for its key is not retried).",
+		}, []string{"use"}),
 		keyExpiryDesc: prometheus.NewDesc("scgate_key_expiry_timestamp_seconds",
 			"Unix time at which a key version expires (versions with an expiry only).", []string{"key", "prefix"}, nil),
 		keyActiveDesc: prometheus.NewDesc("scgate_key_active",
@@ -121,12 +126,14 @@ func New() *Metrics {
 	// Initialise the result labels so a dashboard sees 0 rather than nothing.
 	m.VaultReloads.WithLabelValues(ResultSuccess)
 	m.VaultReloads.WithLabelValues(ResultError)
+	m.BufferFallbacks.WithLabelValues("rewrite")
+	m.BufferFallbacks.WithLabelValues("replay")
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Requests, m.RequestDuration, m.UpstreamDuration, m.Inflight, m.RateLimitedTotal,
 		m.GatewayErrors, m.KeyRejections, m.VaultReloads, m.VaultLastSuccess, m.TLSCertExpiry,
-		m.RateLimitBackend, m.BuildInfo, m.ConnectionsRefused, m.TLSHandshakeErrors,
+		m.RateLimitBackend, m.BuildInfo, m.ConnectionsRefused, m.TLSHandshakeErrors, m.BufferFallbacks,
 		keyCollector{m},
 	)
 	return m

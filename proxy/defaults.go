@@ -28,8 +28,6 @@ const (
 	DefaultMaxBodyBytes = 32 << 20
 	// DefaultMaxUpstreamPause is Options.MaxUpstreamPause's default.
 	DefaultMaxUpstreamPause = 5 * time.Minute
-	// DefaultRewriteLimit is Options.RewriteLimit's default.
-	DefaultRewriteLimit = 4 << 20
 
 	// DefaultMaxConnections is the gateway listener's default cap on open
 	// connections (ConnLimits.MaxConnections). An idle TLS connection from a

@@ -7,4 +7,7 @@
 // request works on the vault snapshot it loaded at its start, so a reload never
 // changes a request half-way. failover.go retries a request the broadcaster
 // refused for its key (403) once with a standby version of the key.
+// pagination.go points the top-level links of paginated answers at the
+// gateway as they stream (proxy/pagelinks), and budget.go caps the bytes that
+// such rewrites and failover's replay buffers hold across all requests.
 package proxy

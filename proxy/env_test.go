@@ -96,9 +96,10 @@ type envOptions struct {
 	logger    *zap.Logger
 	tlsUp     bool // serve the upstream over TLS with HTTP/2
 
-	rejections *keyvault.Rejections // failover.go; nil: the handler's default
-	replayBody int64                // Options.ReplayBodyBytes
-	check      proxy.RejectionCheck // Options.RejectionCheck
+	rejections   *keyvault.Rejections // failover.go; nil: the handler's default
+	replayBody   int64                // Options.ReplayBodyBytes
+	check        proxy.RejectionCheck // Options.RejectionCheck
+	bufferBudget int64                // Options.BufferBudget
 	// identity replaces headerIdentity; proxies, proxyHeaders and
 	// stripBearer are passed on as they are.
 	identity     identity.Resolver
@@ -150,7 +151,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	h, err := proxy.New(proxy.Options{
 		Upstream: u, Transport: rt, Identity: o.identity, Vault: o.vault,
 		Limiter: o.limiter, Policy: o.policy, Metrics: e.metrics, MaxBodyBytes: o.maxBody, Logger: o.logger,
-		Rejections: o.rejections, ReplayBodyBytes: o.replayBody, RejectionCheck: o.check,
+		Rejections: o.rejections, ReplayBodyBytes: o.replayBody, RejectionCheck: o.check, BufferBudget: o.bufferBudget,
 		TrustedProxies: o.proxies, ProxyHeaders: o.proxyHeaders, StripBearer: o.stripBearer,
 		Hosts: o.hosts, LoopbackHosts: o.loopbackHosts, AllowBrowsers: o.allowBrowsers,
 	})

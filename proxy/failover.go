@@ -35,6 +35,7 @@ type retryState struct {
 	key        *keyvault.Key     // the caller's key, in the request's vault snapshot
 	replayable bool              // the body is empty or buffered in body
 	body       []byte            // the buffered request body
+	reserved   int64             // bytes of the buffer budget reserved for body
 	refused    *keyvault.Version // the version the broadcaster refused, when it was retried
 }
 
@@ -49,7 +50,20 @@ func (h *Handler) prepareReplay(r *http.Request, st *state) *gatewayError {
 	if h.replayBody <= 0 || r.ContentLength > h.replayBody {
 		return nil
 	}
-	buf, err := io.ReadAll(io.LimitReader(r.Body, h.replayBody+1))
+	// A body of unknown length may take up to the limit (and one byte that
+	// shows it is longer).
+	reserve := h.replayBody + 1
+	if r.ContentLength > 0 {
+		reserve = r.ContentLength
+	}
+	if !h.budget.take(reserve, useReplay, st) {
+		return nil // streamed, and not retried
+	}
+	st.retry.reserved = reserve
+	var b bytes.Buffer
+	b.Grow(int(reserve) + bytes.MinRead) // so that ReadFrom never grows it
+	_, err := b.ReadFrom(io.LimitReader(r.Body, h.replayBody+1))
+	buf := b.Bytes()
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		switch {

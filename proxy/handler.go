@@ -60,9 +60,11 @@ type Options struct {
 	// PublicURL, when set, is the origin written into rewritten pagination
 	// links; nil means the origin the caller used (scheme and Host).
 	PublicURL *url.URL
-	// RewriteLimit is the largest JSON body read whole to rewrite pagination
-	// links (default 4 MiB); larger bodies stream through untouched.
-	RewriteLimit int64
+	// BufferBudget caps the bytes held at once, across all requests, for
+	// pagination rewrites and replay buffers (default DefaultBufferBudget).
+	// When it is spent, an answer passes without its links rewritten and a
+	// request body is not kept for a retry (budget.go).
+	BufferBudget int64
 	// Rejections remembers the key versions the broadcaster refused (403),
 	// so that requests use a standby version for the cool-down (failover.go);
 	// nil means a private set with keyvault.DefaultCoolDown and Now.
@@ -120,7 +122,7 @@ type Handler struct {
 	now          func() time.Time
 	maxBody      int64
 	publicURL    *url.URL
-	rewriteLimit int64
+	budget       *budget
 	rejections   *keyvault.Rejections
 	replayBody   int64
 	confirm      *confirmer
@@ -153,7 +155,6 @@ func New(opts Options) (*Handler, error) {
 		now:          opts.Now,
 		maxBody:      opts.MaxBodyBytes,
 		publicURL:    opts.PublicURL,
-		rewriteLimit: opts.RewriteLimit,
 		rejections:   opts.Rejections,
 		replayBody:   opts.ReplayBodyBytes,
 		strip:        newStripper(opts.TrustedProxies, opts.ProxyHeaders, opts.StripBearer),
@@ -172,9 +173,10 @@ func New(opts Options) (*Handler, error) {
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
-	if h.rewriteLimit <= 0 {
-		h.rewriteLimit = DefaultRewriteLimit
+	if opts.BufferBudget <= 0 {
+		opts.BufferBudget = DefaultBufferBudget
 	}
+	h.budget = newBudget(opts.BufferBudget, h.metrics, h.log)
 	if h.replayBody == 0 {
 		h.replayBody = DefaultReplayBodyBytes
 	}
@@ -251,6 +253,7 @@ type state struct {
 	tls            bool   // the caller came over TLS
 	host           string // the Host the caller used
 	retry          retryState
+	bufferFallback string // useRewrite or useReplay when the buffer budget was spent
 
 	// Held here so that a request allocates them with its state, not one by one.
 	rec       recorder
@@ -304,6 +307,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	}
+	defer func() { h.budget.give(st.retry.reserved) }()
 	if e := h.prepareReplay(r, st); e != nil {
 		return e
 	}

@@ -82,6 +82,9 @@ func (h *Handler) observe(r *http.Request, st *state) {
 		if st.retry.refused != nil {
 			fields = append(fields, zap.String("refused_key_prefix", st.retry.refused.Secret.Prefix()))
 		}
+		if st.bufferFallback != "" {
+			fields = append(fields, zap.String("buffer_fallback", st.bufferFallback))
+		}
 		if st.code != "" {
 			fields = append(fields, zap.String("error", st.code))
 			if st.err != nil {

@@ -1,15 +1,11 @@
 package proxy
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"io"
 	"mime"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -29,10 +25,8 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	resp.Header["X-Request-Id"] = st.idHeader
 	h.afterUpstream(resp, st)
 	h.relativeLinks(resp.Header)
-	// A HEAD answer has no body to rewrite: its Content-Length is the
-	// upstream's, for the GET it describes.
-	if resp.Request.Method != http.MethodHead && isJSON(resp.Header.Get("Content-Type")) && identityEncoded(resp.Header) {
-		return h.rewritePageLinks(resp, st)
+	if rewritesPageLinks(resp, st) {
+		return h.rewritePageLinks(resp, st) // pagination.go
 	}
 	return nil
 }
@@ -120,45 +114,6 @@ func (h *Handler) relativeToUpstream(loc string) (string, bool) {
 	return u.RequestURI(), true
 }
 
-// rewritePageLinks replaces the origin of absolute top-level "next" and
-// "previous" links in a JSON body with the gateway's own origin. Only the bytes
-// of those two values change; every other byte passes as the broadcaster sent it.
-func (h *Handler) rewritePageLinks(resp *http.Response, st *state) error {
-	if resp.ContentLength > h.rewriteLimit {
-		return nil
-	}
-	// Only an object has top-level links: an array (a plain list, such as
-	// the playlists) streams on without being held whole.
-	s := &sniffedBody{rest: resp.Body}
-	first, err := s.sniff()
-	resp.Body = s
-	if err != nil {
-		return err
-	}
-	if first != '{' && first != 0 {
-		return nil
-	}
-	head, err := io.ReadAll(io.LimitReader(resp.Body, h.rewriteLimit+1))
-	if err != nil {
-		return err
-	}
-	if int64(len(head)) > h.rewriteLimit {
-		// Too big to hold: stream it on as it is.
-		resp.Body = readCloser{io.MultiReader(bytes.NewReader(head), s.rest), s.rest}
-		return nil
-	}
-	_ = resp.Body.Close()
-	body := head
-	if bytes.Contains(head, []byte(`"next"`)) || bytes.Contains(head, []byte(`"previous"`)) {
-		body = replaceLinks(head, h.origin(st))
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	resp.ContentLength = int64(len(body))
-	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
-	resp.TransferEncoding = nil
-	return nil
-}
-
 // origin is where a caller should send its next request: the configured public
 // URL, else the scheme and host the caller used.
 func (h *Handler) origin(st *state) string {
@@ -170,67 +125,6 @@ func (h *Handler) origin(st *state) string {
 		scheme = "https"
 	}
 	return scheme + "://" + st.host
-}
-
-// replaceLinks splices new values for the top-level next/previous strings of a
-// JSON object. Anything that is not such an object is returned unchanged.
-func replaceLinks(body []byte, origin string) []byte {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return body
-	}
-	type splice struct {
-		start, end int
-		value      string
-	}
-	var splices []splice
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return body
-		}
-		key, _ := tok.(string)
-		keyEnd := int(dec.InputOffset())
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return body
-		}
-		if key != "next" && key != "previous" {
-			continue
-		}
-		var link string
-		if json.Unmarshal(raw, &link) != nil {
-			continue // null or not a string
-		}
-		u, err := url.Parse(link)
-		if err != nil || u.Host == "" {
-			continue
-		}
-		start := keyEnd + bytes.Index(body[keyEnd:], raw)
-		splices = append(splices, splice{start, start + len(raw), origin + u.RequestURI()})
-	}
-	if len(splices) == 0 {
-		return body
-	}
-	out := make([]byte, 0, len(body)+64)
-	last := 0
-	for _, s := range splices {
-		out = append(out, body[last:s.start]...)
-		enc, _ := marshalNoEscape(s.value)
-		out = append(out, enc...)
-		last = s.end
-	}
-	return append(out, body[last:]...)
-}
-
-func marshalNoEscape(s string) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(s); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(b.Bytes(), "\n"), nil
 }
 
 func isJSON(ct string) bool {
@@ -245,49 +139,6 @@ func isJSON(ct string) bool {
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
-
-// sniffedBody is a response body whose first bytes were read ahead to see
-// how the JSON starts; it gives them back before the rest, unchanged.
-type sniffedBody struct {
-	buf  [32]byte
-	n    int // bytes in buf
-	off  int // bytes of buf already read by the caller
-	rest io.ReadCloser
-}
-
-// sniff reads until the first byte that is not JSON whitespace and returns
-// it; 0 when the body ends first or buf fills with whitespace (the caller
-// then reads the body whole, as for an object). io.EOF is not an error here.
-func (s *sniffedBody) sniff() (byte, error) {
-	for s.n < len(s.buf) {
-		n, err := s.rest.Read(s.buf[s.n:])
-		for _, c := range s.buf[s.n : s.n+n] {
-			if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
-				s.n += n
-				return c, nil
-			}
-		}
-		s.n += n
-		if errors.Is(err, io.EOF) {
-			return 0, nil
-		}
-		if err != nil {
-			return 0, err
-		}
-	}
-	return 0, nil
-}
-
-func (s *sniffedBody) Read(p []byte) (int, error) {
-	if s.off < s.n {
-		n := copy(p, s.buf[s.off:s.n])
-		s.off += n
-		return n, nil
-	}
-	return s.rest.Read(p)
-}
-
-func (s *sniffedBody) Close() error { return s.rest.Close() }
 
 func identityEncoded(h http.Header) bool {
 	ce := h.Get("Content-Encoding")

@@ -32,8 +32,7 @@ func buildScgate(t *testing.T) string {
 }
 
 // buildScgateRace builds the binary with the race detector or without it
-// (tests that measure the process's memory build without: the detector
-// multiplies it).
+// (for tests that measure its memory, which the detector multiplies).
 func buildScgateRace(t *testing.T, race bool) string {
 	t.Helper()
 	goTool, err := exec.LookPath("go")

@@ -156,6 +156,7 @@ func (c *Config) validate() error {
 	c.Policy.validate(p)
 	c.Log.validate(p)
 	c.Rotation.validate(p, c)
+	c.validateBuffers(p)
 	return errors.Join(p.errs...)
 }
 

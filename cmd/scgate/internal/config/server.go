@@ -25,6 +25,7 @@ type Server struct {
 	IdleTimeout       Duration `toml:"idle_timeout"`
 	MaxHeaderBytes    int      `toml:"max_header_bytes"`
 	MaxBodyBytes      int64    `toml:"max_body_bytes"`
+	MaxBufferedBytes  int64    `toml:"max_buffered_bytes"` // server_buffers.go
 	ShutdownDelay     Duration `toml:"shutdown_delay"`
 	ShutdownTimeout   Duration `toml:"shutdown_timeout"`
 	PublicURL         string   `toml:"public_url"`
@@ -62,6 +63,7 @@ func (s *Server) defaults() {
 		s.MaxBodyBytes = proxy.DefaultMaxBodyBytes
 	}
 	s.connDefaults()
+	s.buffersDefault()
 	s.ACME.defaults(s.TLS)
 }
 

@@ -146,7 +146,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 		Upstream: cfg.Upstream.Origin(), Transport: transport, Identity: resolver, Vault: g.vault,
 		Limiter: g.limiter, Policy: g.policy, MaxUpstreamPause: cfg.Limits.MaxUpstreamPause.Duration,
 		Metrics: g.metrics, Logger: g.log.Named("access"), Now: opts.Now,
-		MaxBodyBytes: cfg.Server.MaxBodyBytes, PublicURL: cfg.Server.PublicOrigin(),
+		MaxBodyBytes: cfg.Server.MaxBodyBytes, PublicURL: cfg.Server.PublicOrigin(), BufferBudget: cfg.Server.MaxBufferedBytes,
 		Rejections: g.rejections, ReplayBodyBytes: cfg.Rotation.ReplayBody(),
 		RejectionCheck: cfg.Rotation.RejectionCheck(),
 		TrustedProxies: proxies, ProxyHeaders: proxyHeaders, StripBearer: cfg.Identity.JWT.Set(),
