@@ -111,4 +111,85 @@ load 1m
 eval instant at 10m %s
   {namespace="radio"} 0.1
 `},
+	{"a single key rejection fires", "ScgateUpstreamKeyRejected", `
+load 1m
+  scgate_upstream_key_rejections_total{namespace="radio", pod="a", key="k", prefix="Old00001"} 0x10 1x10
+
+eval instant at 9m %s
+
+eval instant at 12m %s
+  {namespace="radio", key="k", prefix="Old00001"} 1
+`},
+	{"a scgate that cannot be scraped fires", "ScgateDown", `
+load 1m
+  up{job="scgate", namespace="radio", pod="a"} 1x10 0x10
+  up{job="scgate", namespace="radio", pod="b"} 1x20
+
+eval instant at 15m %s
+  up{job="scgate", namespace="radio", pod="a"} 0
+`},
+	{"no scgate scraped fires", "ScgateAbsent", `
+load 1m
+  up{job="node", instance="n1"} 1x20
+
+eval instant at 10m %s
+  {job="scgate"} 1
+`},
+	{"a scraped scgate is not absent", "ScgateAbsent", `
+load 1m
+  up{job="scgate", namespace="radio", pod="a"} 1x20
+
+eval instant at 10m %s
+`},
+	{"the Redis backend down fires", "ScgateRateLimitBackendDown", `
+load 1m
+  scgate_ratelimit_backend_up{namespace="radio", pod="a"} 1x5 0x10
+  scgate_ratelimit_backend_up{namespace="radio", pod="b"} 1x15
+
+eval instant at 10m %s
+  scgate_ratelimit_backend_up{namespace="radio", pod="a"} 0
+`},
+	{"the broadcaster's own 5xx over 5 percent fires", "ScgateUpstreamErrors", `
+load 1m
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", status="200"} 0+80x20
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", status="500"} 0+10x20
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", status="502"} 0+10x20
+  scgate_gateway_errors_total{namespace="radio", pod="a", code="upstream_unavailable"} 0+10x20
+
+eval instant at 10m %s
+  {namespace="radio"} 0.1
+`},
+	{"only scgate's own 5xx: the upstream alert is quiet", "ScgateUpstreamErrors", `
+load 1m
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", status="200"} 0+80x20
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", status="503"} 0+20x20
+  scgate_gateway_errors_total{namespace="radio", pod="a", code="no_valid_key"} 0+20x20
+
+eval instant at 10m %s
+`},
+	{"the broadcaster's 5xx without any gateway error series fires", "ScgateUpstreamErrors", `
+load 1m
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", status="200"} 0+90x20
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", status="503"} 0+10x20
+
+eval instant at 10m %s
+  {namespace="radio"} 0.1
+`},
+	{"a slow broadcaster fires", "ScgateUpstreamSlow", `
+load 1m
+  scgate_upstream_duration_seconds_bucket{namespace="radio", pod="a", route="other", le="0.5"} 0+90x20
+  scgate_upstream_duration_seconds_bucket{namespace="radio", pod="a", route="other", le="5"} 0+100x20
+  scgate_upstream_duration_seconds_bucket{namespace="radio", pod="a", route="other", le="+Inf"} 0+100x20
+
+eval instant at 10m %s
+  {namespace="radio"} 4.55
+`},
+	{"a fast broadcaster is quiet", "ScgateUpstreamSlow", `
+load 1m
+  scgate_upstream_duration_seconds_bucket{namespace="radio", pod="a", route="other", le="0.5"} 0+100x20
+  scgate_upstream_duration_seconds_bucket{namespace="radio", pod="a", route="other", le="5"} 0+100x20
+  scgate_upstream_duration_seconds_bucket{namespace="radio", pod="a", route="other", le="+Inf"} 0+100x20
+
+eval instant at 10m %s
+`},
 }

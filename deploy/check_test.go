@@ -7,7 +7,9 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/url"
 	"os"
@@ -137,7 +139,9 @@ func runCheck(t testing.TB, w *workload) {
 	// ops (an existing Secret or ConfigMap): test stand-ins.
 	stand := map[string][]byte{
 		"vault.file": []byte(fakeVault), "server.cert_file": pki.cert, "server.key_file": pki.key,
-		"server.client_ca_file": pki.ca, "upstream.ca_file": pki.ca,
+		"server.client_ca_file": pki.ca, "upstream.ca_file": pki.ca, "server.acme.ca_roots_file": pki.ca,
+		"identity.jwt.jwks_file": testJWKS(t), "identity.jwt.ca_file": pki.ca,
+		"identity.jwt.token_file": []byte("test-token"), "limits.redis.password_file": []byte("test-password"),
 	}
 	var tree map[string]any
 	if err := toml.Unmarshal([]byte(w.cfgText), &tree); err != nil {
@@ -152,24 +156,68 @@ func runCheck(t testing.TB, w *workload) {
 			t.Logf("%s: %s %s comes from a Secret or ConfigMap outside the manifests: using a test stand-in", w.name, key, p)
 			writeFile(t, local, stand[key])
 		}
-		section, name, _ := strings.Cut(key, ".")
-		tree[section].(map[string]any)[name] = local
+		setPath(tree, key, local)
 	}
-	cfg, err := toml.Marshal(tree)
-	if err != nil {
-		t.Fatal(err)
+	for _, p := range w.cfg.writablePaths() {
+		if err := os.MkdirAll(filepath.Join(root, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cfgPath := filepath.Join(root, w.cfgPath)
-	writeFile(t, cfgPath, cfg)
-
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, scgateBinary, "check", "--config", cfgPath).CombinedOutput()
+	out, err := scgateCheck(t, cfgPath, tree)
 	if err != nil {
 		t.Errorf("%s: scgate check on the config of the manifests: %v\n%s", w.name, err, out)
 		return
 	}
 	t.Logf("%s: scgate check:\n%s", w.name, out)
+}
+
+// scgateCheck writes tree to cfgPath and runs `scgate check` on it.
+func scgateCheck(t testing.TB, cfgPath string, tree map[string]any) ([]byte, error) {
+	t.Helper()
+	cfg, err := toml.Marshal(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, cfgPath, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return exec.CommandContext(ctx, scgateBinary, "check", "--config", cfgPath).CombinedOutput()
+}
+
+// setPath sets a dotted key ("identity.jwt.jwks_file") in a TOML tree.
+func setPath(tree map[string]any, key string, v any) {
+	parts := strings.Split(key, ".")
+	m := tree
+	for _, p := range parts[:len(parts)-1] {
+		m = m[p].(map[string]any)
+	}
+	m[parts[len(parts)-1]] = v
+}
+
+// writablePaths are folders scgate writes to (ACME storage).
+func (c *scgateConfig) writablePaths() []string {
+	if c.Server.ACME.Storage != "" {
+		return []string{c.Server.ACME.Storage}
+	}
+	return nil
+}
+
+// testJWKS is a JWKS with one ES256 public key, as the cluster's
+// /openid/v1/jwks serves.
+func testJWKS(t testing.TB) []byte {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := k.PublicKey.Bytes() // 0x04 || X || Y
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := base64.RawURLEncoding.EncodeToString
+	return fmt.Appendf(nil, `{"keys":[{"kty":"EC","crv":"P-256","alg":"ES256","use":"sig","kid":"test","x":%q,"y":%q}]}`,
+		enc(pub[1:33]), enc(pub[33:]))
 }
 
 func volumeNamed(spec corev1.PodSpec, name string) *corev1.Volume {

@@ -96,7 +96,7 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 			setConfig(t, b, `file = "/etc/scgate/vault/keys.toml"`, `file = "/etc/scgate/keys/keys.toml"`)
 		}},
 		{"config that scgate refuses", "sidecar", "scgate check", func(t *testing.T, b *bundle, _ *workload) { setConfig(t, b, `tls = "off"`, `tls = "acme"`) }},
-		{"example vault that scgate refuses", "gateway", "scgate check", func(t *testing.T, b *bundle, _ *workload) {
+		{"example vault that scgate refuses", "examples/gateway", "scgate check", func(t *testing.T, b *bundle, _ *workload) {
 			s := b.secret("scgate-vault")
 			s.StringData["keys.toml"] = strings.Replace(s.StringData["keys.toml"], `"legacy-reporting" = "readonly"`, `"legacy-reporting" = "missing"`, 1)
 		}},
@@ -117,6 +117,16 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		}},
 		{"Certificate without the Service's name", "gateway", "dnsNames", func(t *testing.T, b *bundle, _ *workload) {
 			b.certificates[0].Spec.DNSNames = []string{"scgate"}
+		}},
+		{"admin port open to every namespace", "sidecar", "admin port", func(t *testing.T, b *bundle, _ *workload) {
+			b.netpols[0].Spec.Ingress[0].From = nil
+		}},
+		{"no NetworkPolicy on the sidecar's pod", "sidecar", "admin port", func(t *testing.T, b *bundle, _ *workload) { b.netpols = nil }},
+		{"gateway admin port in the callers' rule", "gateway", "admin port", func(t *testing.T, b *bundle, _ *workload) {
+			b.netpols[0].Spec.Ingress[0].Ports = append(b.netpols[0].Spec.Ingress[0].Ports, b.netpols[0].Spec.Ingress[1].Ports...)
+		}},
+		{"a Service name missing from server.hosts", "gateway", "server.hosts", func(t *testing.T, b *bundle, _ *workload) {
+			setConfig(t, b, `"scgate.scgate.svc", "scgate.scgate.svc:443",`, `"scgate.scgate.svc",`)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/lint"
 	"helm.sh/helm/v3/pkg/lint/support"
+	"helm.sh/helm/v3/pkg/release"
+	"sigs.k8s.io/yaml"
 )
 
 const chartDir = "helm/scgate"
@@ -28,20 +30,38 @@ func loadChart(t *testing.T) *chart.Chart {
 	return ch
 }
 
+// examplesDir holds the documented values files; each is rendered and checked.
+const examplesDir = chartDir + "/examples"
+
 // render is `helm template`: Helm's install action in client-only dry-run
 // mode, which also validates the values against values.schema.json.
 func render(t *testing.T, ch *chart.Chart, namespace string, vals map[string]any) (string, error) {
+	t.Helper()
+	rel, err := renderRelease(t, ch, namespace, vals)
+	if err != nil {
+		return "", err
+	}
+	return rel.Manifest, nil
+}
+
+func renderRelease(t *testing.T, ch *chart.Chart, namespace string, vals map[string]any) (*release.Release, error) {
 	t.Helper()
 	cfg := &action.Configuration{Log: func(format string, v ...any) { t.Logf("helm: "+format, v...) }}
 	install := action.NewInstall(cfg)
 	install.ClientOnly, install.DryRun, install.Replace = true, true, true
 	install.ReleaseName, install.Namespace = "scgate", namespace
 	install.KubeVersion = kubeVersion
-	rel, err := install.Run(ch, vals)
-	if err != nil {
-		return "", err
+	return install.Run(ch, vals)
+}
+
+// exampleFiles are the values files under examples/.
+func exampleFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(examplesDir, "*-values.yaml"))
+	if err != nil || len(files) < 6 {
+		t.Fatalf("values files under %s: %v %v", examplesDir, files, err)
 	}
-	return rel.Manifest, nil
+	return files
 }
 
 func valuesFile(t *testing.T, path string) map[string]any {
@@ -53,23 +73,24 @@ func valuesFile(t *testing.T, path string) map[string]any {
 	return v
 }
 
-// TestChartRendersBothForms renders the chart with its defaults and with
-// every values file under ci/, decodes the output strictly, and runs the
-// same checks as on the plain manifests.
+// TestChartRendersBothForms renders the chart with every values file under
+// examples/, decodes the output strictly, and runs the same checks as on the
+// plain manifests (`scgate check` on the rendered config included).
 func TestChartRendersBothForms(t *testing.T) {
 	ch := loadChart(t)
-	cases := map[string]map[string]any{"defaults": nil}
-	files, err := filepath.Glob(filepath.Join(chartDir, "ci", "*-values.yaml"))
-	if err != nil || len(files) < 3 {
-		t.Fatalf("values files under %s/ci: %v %v", chartDir, files, err)
-	}
-	for _, f := range files {
+	cases := map[string]map[string]any{}
+	for _, f := range exampleFiles(t) {
 		cases[strings.TrimSuffix(filepath.Base(f), "-values.yaml")] = valuesFile(t, f)
 	}
 	modes := map[bool]int{}
 	for name, vals := range cases {
 		t.Run(name, func(t *testing.T) {
-			manifest, err := render(t, ch, "radio", vals)
+			// A gateway gets a namespace of its own, apart from its callers'.
+			ns := "radio"
+			if vals["mode"] == "gateway" {
+				ns = "scgate"
+			}
+			manifest, err := render(t, ch, ns, vals)
 			if err != nil {
 				t.Fatalf("render: %v", err)
 			}
@@ -87,6 +108,7 @@ func TestChartRendersBothForms(t *testing.T) {
 				checkWorkload(t, w)
 				if !w.sidecar {
 					checkGateway(t, w)
+					checkCallerIdentity(t, b, w)
 				}
 			}
 			checkMonitoringObjects(t, b)
@@ -128,6 +150,7 @@ func checkMonitoringObjects(t *testing.T, b *bundle) {
 // checks) refuse values that would deploy something broken.
 func TestChartSchemaRefusesBadValues(t *testing.T) {
 	ch := loadChart(t)
+	base := valuesFile(t, filepath.Join(examplesDir, "gateway-values.yaml"))
 	for _, tc := range []struct {
 		name string
 		vals map[string]any
@@ -139,13 +162,25 @@ func TestChartSchemaRefusesBadValues(t *testing.T) {
 		{"autoscaling below two", map[string]any{"gateway": map[string]any{"autoscaling": map[string]any{"minReplicas": 1}}}, "minReplicas"},
 		{"upstream with a path", map[string]any{"upstream": map[string]any{"url": "https://radio.example.com/api/v2"}}, "url"},
 		{"sidecar without identity", map[string]any{"mode": "sidecar"}, "static"},
-		{"vault.create without content", map[string]any{"vault": map[string]any{"create": true}}, "content"},
+		{"vault.create without content", map[string]any{"vault": map[string]any{"create": true, "content": ""}}, "content"},
 		{"negative shutdown delay", map[string]any{"shutdown": map[string]any{"delaySeconds": -1}}, "delaySeconds"},
 		{"duration without unit", map[string]any{"vault": map[string]any{"pollInterval": "2"}}, "pollInterval"},
 		{"bad log level", map[string]any{"log": map[string]any{"level": "verbose"}}, "level"},
+		{"no image repository", map[string]any{"image": map[string]any{"repository": ""}}, "image.repository is required"},
+		{"no upstream", map[string]any{"upstream": map[string]any{"url": ""}}, "upstream.url is required"},
+		{"gateway without caller namespaces", map[string]any{"gateway": map[string]any{"callerNamespaces": []any{}}}, "gateway.callerNamespaces is required"},
+		{"gateway without trust domains", map[string]any{"identity": map[string]any{"mtls": map[string]any{"trustDomains": []any{}}}}, "identity.mtls.trustDomains is required"},
+		{"sidecar config only without the app's labels", map[string]any{"mode": "sidecar", "identity": map[string]any{"static": "stats"},
+			"sidecar": map[string]any{"app": map[string]any{"enabled": false}}}, "networkPolicy.podSelector"},
+		{"unknown structured setting", map[string]any{"limits": map[string]any{"ratePerSecond": 3}}, "ratePerSecond"},
+		{"bad limit mode", map[string]any{"limits": map[string]any{"callers": map[string]any{"c": map[string]any{"mode": "queue"}}}}, "mode"},
+		{"redis share above one", map[string]any{"limits": map[string]any{"redis": map[string]any{"fallbackShare": 2}}}, "fallbackShare"},
+		{"unknown resolver", map[string]any{"identity": map[string]any{"order": []any{"ldap"}}}, "order"},
+		{"bad caller namespace", map[string]any{"gateway": map[string]any{"callerNamespaces": []any{"Radio NS"}}}, "callerNamespaces"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := render(t, ch, "radio", tc.vals)
+			vals := chartutil.CoalesceTables(copyValues(t, tc.vals), copyValues(t, base))
+			_, err := render(t, ch, "radio", vals)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("render = %v, want an error about %q", err, tc.want)
 			}
@@ -155,16 +190,8 @@ func TestChartSchemaRefusesBadValues(t *testing.T) {
 
 // TestChartLints runs Helm's linter (`helm lint --strict`) with each values file.
 func TestChartLints(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(chartDir, "ci", "*-values.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range append([]string{""}, files...) {
-		vals := map[string]any{}
-		if f != "" {
-			vals = valuesFile(t, f)
-		}
-		res := lint.AllWithKubeVersion(chartDir, vals, "radio", kubeVersion)
+	for _, f := range exampleFiles(t) {
+		res := lint.AllWithKubeVersion(chartDir, valuesFile(t, f), "radio", kubeVersion)
 		for _, m := range res.Messages {
 			if m.Severity >= support.WarningSev { // what --strict fails on
 				t.Errorf("helm lint (values %q): %s", f, m)
@@ -182,10 +209,13 @@ func TestAppChartIncludesTheSidecar(t *testing.T) {
 		Metadata: &chart.Metadata{APIVersion: "v2", Name: "stats", Version: "1.0.0",
 			Dependencies: []*chart.Dependency{{Name: "scgate", Version: sc.Metadata.Version, Repository: "file://../scgate"}}},
 		Values: map[string]any{"scgate": map[string]any{
-			"mode":     "sidecar",
-			"identity": map[string]any{"static": "stats"},
-			"vault":    map[string]any{"create": true, "content": "[callers]\n\"stats\" = \"ro\"\n\n[[keys.ro]]\nsecret = \"Exmpl0r1.FAKEfakeFAKEfakeFAKEfakeFAKEfake\"\n"},
-			"sidecar":  map[string]any{"app": map[string]any{"enabled": false}},
+			"mode":          "sidecar",
+			"identity":      map[string]any{"static": "stats"},
+			"vault":         map[string]any{"create": true, "content": "[callers]\n\"stats\" = \"ro\"\n\n[[keys.ro]]\nsecret = \"Exmpl0r1.FAKEfakeFAKEfakeFAKEfakeFAKEfake\"\n"},
+			"sidecar":       map[string]any{"app": map[string]any{"enabled": false}},
+			"image":         map[string]any{"repository": "ghcr.io/scgate/scgate"},
+			"upstream":      map[string]any{"url": "https://radio.example.com:1030"},
+			"networkPolicy": map[string]any{"podSelector": map[string]any{"app": "stats"}},
 		}},
 		Templates: []*chart.File{{Name: "templates/deployment.yaml", Data: []byte(`apiVersion: apps/v1
 kind: Deployment
@@ -232,4 +262,56 @@ spec:
 		t.Fatalf("want the app's Deployment with scgate as a sidecar, got %d workloads", len(ws))
 	}
 	checkWorkload(t, ws[0])
+}
+
+// copyValues deep-copies values (CoalesceTables writes into its first argument).
+func copyValues(t *testing.T, v map[string]any) map[string]any {
+	t.Helper()
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]any{}
+	if err := yaml.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestChartDefaultsNeedTheRequiredValues: the defaults alone do not render,
+// and the message says which value to set (no placeholder image or
+// broadcaster is ever deployed).
+func TestChartDefaultsNeedTheRequiredValues(t *testing.T) {
+	ch := loadChart(t)
+	_, err := render(t, ch, "radio", nil)
+	if err == nil || !strings.Contains(err.Error(), "is required") {
+		t.Fatalf("render with the defaults = %v, want a required-value error", err)
+	}
+	for _, v := range []string{"image.repository", "upstream.url"} {
+		if !strings.Contains(err.Error(), v) {
+			t.Logf("render with the defaults names %v first", err)
+		}
+	}
+}
+
+// TestChartNotes: NOTES tell how to create the vault Secret once and how to
+// check the keys against the broadcaster, with the release's names.
+func TestChartNotes(t *testing.T) {
+	ch := loadChart(t)
+	for _, f := range []string{"gateway-fixed-values.yaml", "sidecar-values.yaml"} {
+		rel, err := renderRelease(t, ch, "radio", valuesFile(t, filepath.Join(examplesDir, f)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		notes := rel.Info.Notes
+		vals := valuesFile(t, filepath.Join(examplesDir, f))
+		if create, _ := vals["vault"].(map[string]any)["create"].(bool); !create {
+			if !strings.Contains(notes, "kubectl -n radio create secret generic radio-keys --from-file=vault.toml=./keys.toml") {
+				t.Errorf("%s: NOTES lack the kubectl create secret line:\n%s", f, notes)
+			}
+		}
+		if !strings.Contains(notes, "-c scgate -- scgate keys verify --config /etc/scgate/config/config.toml") {
+			t.Errorf("%s: NOTES lack the scgate keys verify check:\n%s", f, notes)
+		}
+	}
 }

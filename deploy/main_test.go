@@ -23,7 +23,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	if scgateBinary, err = scgatebin.Build(ctx, dir, "v0.0.0-deploytest"); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -14,8 +14,8 @@ import (
 // checks each scgate pod: security, resources, probes on the admin port of
 // its config, mounts, shutdown timing, and `scgate check` on its config.
 func TestPlainManifests(t *testing.T) {
-	for _, dir := range []string{"kubernetes/sidecar", "kubernetes/gateway"} {
-		t.Run(filepath.Base(dir), func(t *testing.T) {
+	for _, dir := range []string{"kubernetes/sidecar", "kubernetes/gateway", "kubernetes/examples/sidecar", "kubernetes/examples/gateway"} {
+		t.Run(strings.TrimPrefix(dir, "kubernetes/"), func(t *testing.T) {
 			b := loadDir(t, dir)
 			checkOneNamespace(t, b)
 			for _, w := range workloads(t, b) {
@@ -28,6 +28,36 @@ func TestPlainManifests(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestKustomizeBasesHoldNoSecret renders every kustomization with the
+// kustomize library: the bases (what `kubectl apply -k` applies again and
+// again) hold no Secret, so re-applying one never overwrites a rotated
+// vault; the example overlays add exactly the fake example vault to their
+// base.
+func TestKustomizeBasesHoldNoSecret(t *testing.T) {
+	for _, dir := range []string{"kubernetes/sidecar", "kubernetes/gateway", "kubernetes/monitoring", "kubernetes/caller-identity"} {
+		if b := loadDir(t, dir); len(b.secrets) > 0 {
+			t.Errorf("%s applies Secret %s: re-applying it would overwrite the vault ops rotated", dir, b.secrets[0].Name)
+		}
+	}
+	for _, name := range []string{"sidecar", "gateway"} {
+		base, ex := loadDir(t, "kubernetes/"+name), loadDir(t, "kubernetes/examples/"+name)
+		if len(ex.secrets) != 1 || ex.count != base.count+1 {
+			t.Errorf("%s: %d Secrets and %d objects, want the base's %d objects and the example vault", ex, len(ex.secrets), ex.count, base.count)
+			continue
+		}
+		s := ex.secrets[0]
+		if !strings.Contains(s.StringData["keys.toml"], "FAKE") {
+			t.Errorf("%s: the example vault's keys must be fake", ex)
+		}
+		for _, w := range workloads(t, base) {
+			w.load(t)
+			if _, v := w.mountFor(w.cfg.Vault.File); v == nil || v.Secret == nil || v.Secret.SecretName != s.Name || v.Secret.Optional != nil && *v.Secret.Optional {
+				t.Errorf("%s: the vault volume does not name the Secret %s that ops create", w.name, s.Name)
+			}
+		}
 	}
 }
 

@@ -19,10 +19,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 )
 
@@ -41,7 +45,13 @@ type bundle struct {
 	certificates []*certmanagerv1.Certificate
 	podMonitors  []*monitoringv1.PodMonitor
 	rules        []*monitoringv1.PrometheusRule
-	count        int
+	issuers      []*certmanagerv1.ClusterIssuer
+	clusterRoles []*rbacv1.ClusterRole
+	bindings     []*rbacv1.ClusterRoleBinding
+	// approver-policy's CertificateRequestPolicies, decoded as unstructured
+	// objects (its Go types would pull in a controller's dependencies).
+	requestPolicies []*unstructured.Unstructured
+	count           int
 }
 
 // strictDecoder decodes YAML into the registered API types and fails on
@@ -90,6 +100,24 @@ func (b *bundle) add(t *testing.T, dec runtime.Decoder, source string, data []by
 		t.Fatalf("%s: %v", source, err)
 	}
 	for i, doc := range docs {
+		var head struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+		}
+		if err := yaml.Unmarshal(doc, &head); err == nil && strings.HasPrefix(head.APIVersion, "policy.cert-manager.io/") {
+			u := &unstructured.Unstructured{}
+			if err := yaml.UnmarshalStrict(doc, &u.Object); err != nil {
+				t.Errorf("%s (document %d): %v", source, i+1, err)
+				continue
+			}
+			if head.APIVersion != "policy.cert-manager.io/v1alpha1" || head.Kind != "CertificateRequestPolicy" {
+				t.Errorf("%s (document %d): %s %s is not a kind these tests check", source, i+1, head.APIVersion, head.Kind)
+				continue
+			}
+			b.count++
+			b.requestPolicies = append(b.requestPolicies, u)
+			continue
+		}
 		obj, gvk, err := dec.Decode(doc, nil, nil)
 		if err != nil {
 			t.Errorf("%s (document %d): %v", source, i+1, err)
@@ -119,63 +147,64 @@ func (b *bundle) add(t *testing.T, dec runtime.Decoder, source string, data []by
 			b.podMonitors = append(b.podMonitors, o)
 		case *monitoringv1.PrometheusRule:
 			b.rules = append(b.rules, o)
+		case *certmanagerv1.ClusterIssuer:
+			b.issuers = append(b.issuers, o)
+		case *rbacv1.ClusterRole:
+			b.clusterRoles = append(b.clusterRoles, o)
+		case *rbacv1.ClusterRoleBinding:
+			b.bindings = append(b.bindings, o)
 		default:
 			t.Errorf("%s (document %d): %s is not a kind these tests check; add it to bundle", source, i+1, gvk)
 		}
 	}
 }
 
-// loadDir decodes every manifest of a folder of plain files, after checking
-// that its kustomization.yaml lists exactly those files.
+// loadDir renders a kustomization with the kustomize library (what
+// `kubectl apply -k DIR` applies) and decodes every object strictly. It also
+// checks that the kustomization lists every manifest of its folder, so that
+// no file there is silently left out.
 func loadDir(t *testing.T, dir string) *bundle {
 	t.Helper()
 	b := &bundle{name: dir}
-	dec := strictDecoder(t)
+	b.add(t, strictDecoder(t), dir, kustomizeBuild(t, dir))
+	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k kustomization
+	if err := yaml.Unmarshal(data, &k); err != nil {
+		t.Fatalf("%s/kustomization.yaml: %v", dir, err)
+	}
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var listed []string
 	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
+		if base := filepath.Base(f); base != "kustomization.yaml" && !slices.Contains(k.Resources, base) {
+			t.Errorf("%s/kustomization.yaml does not list %s", dir, base)
 		}
-		if filepath.Base(f) == "kustomization.yaml" {
-			listed = kustomizationResources(t, f, data)
-			continue
-		}
-		b.add(t, dec, f, data)
-	}
-	var want []string
-	for _, f := range files {
-		if filepath.Base(f) != "kustomization.yaml" {
-			want = append(want, filepath.Base(f))
-		}
-	}
-	if strings.Join(slices.Sorted(slices.Values(listed)), ",") != strings.Join(want, ",") {
-		t.Errorf("%s/kustomization.yaml lists %v; the folder has %v", dir, listed, want)
 	}
 	return b
 }
 
 // kustomization is the part of a kustomization.yaml these folders use.
 type kustomization struct {
-	APIVersion string   `json:"apiVersion"`
-	Kind       string   `json:"kind"`
-	Resources  []string `json:"resources"`
+	Resources []string `json:"resources"`
 }
 
-func kustomizationResources(t *testing.T, path string, data []byte) []string {
+// kustomizeBuild is `kustomize build DIR`, with the kustomize library.
+func kustomizeBuild(t *testing.T, dir string) []byte {
 	t.Helper()
-	var k kustomization
-	if err := yaml.UnmarshalStrict(data, &k); err != nil {
-		t.Fatalf("%s: %v", path, err)
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
-	if k.APIVersion != "kustomize.config.k8s.io/v1beta1" || k.Kind != "Kustomization" {
-		t.Errorf("%s: apiVersion %q kind %q", path, k.APIVersion, k.Kind)
+	out, err := m.AsYaml()
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
-	return k.Resources
+	return out
 }
 
 func (b *bundle) configMap(name string) *corev1.ConfigMap {

@@ -30,13 +30,18 @@ const graceMargin = 5 * time.Second
 // from the ConfigMap, next to the raw tree that checkConfig rewrites.
 type scgateConfig struct {
 	Server struct {
-		Listen          string `toml:"listen"`
-		TLS             string `toml:"tls"`
-		CertFile        string `toml:"cert_file"`
-		KeyFile         string `toml:"key_file"`
-		ClientCAFile    string `toml:"client_ca_file"`
-		ShutdownDelay   string `toml:"shutdown_delay"`
-		ShutdownTimeout string `toml:"shutdown_timeout"`
+		Listen          string   `toml:"listen"`
+		TLS             string   `toml:"tls"`
+		CertFile        string   `toml:"cert_file"`
+		KeyFile         string   `toml:"key_file"`
+		ClientCAFile    string   `toml:"client_ca_file"`
+		ShutdownDelay   string   `toml:"shutdown_delay"`
+		ShutdownTimeout string   `toml:"shutdown_timeout"`
+		Hosts           []string `toml:"hosts"`
+		ACME            struct {
+			CARootsFile string `toml:"ca_roots_file"`
+			Storage     string `toml:"storage"`
+		} `toml:"acme"`
 	} `toml:"server"`
 	Admin struct {
 		Listen string `toml:"listen"`
@@ -46,8 +51,24 @@ type scgateConfig struct {
 		CAFile string `toml:"ca_file"`
 	} `toml:"upstream"`
 	Vault struct {
-		File string `toml:"file"`
+		File            string `toml:"file"`
+		AgeIdentityFile string `toml:"age_identity_file"`
 	} `toml:"vault"`
+	Identity struct {
+		MTLS struct {
+			TrustDomains []string `toml:"trust_domains"`
+		} `toml:"mtls"`
+		JWT struct {
+			JWKSFile  string `toml:"jwks_file"`
+			CAFile    string `toml:"ca_file"`
+			TokenFile string `toml:"token_file"`
+		} `toml:"jwt"`
+	} `toml:"identity"`
+	Limits struct {
+		Redis struct {
+			PasswordFile string `toml:"password_file"`
+		} `toml:"redis"`
+	} `toml:"limits"`
 }
 
 // duration reads a config duration; scgate's defaults apply to absent ones.
@@ -167,6 +188,7 @@ func checkWorkload(t testing.TB, w *workload) {
 	if w.sidecar {
 		checkSidecar(t, w)
 	}
+	checkAdminPortClosed(t, w)
 	runCheck(t, w)
 }
 
@@ -311,19 +333,29 @@ func checkMounts(t testing.TB, w *workload) {
 			t.Errorf("%s: %s = %q is in no volume mounted into the scgate container", w.name, key, p)
 			continue
 		}
-		if (key == "vault.file" || strings.HasPrefix(key, "server.")) && vol.Secret == nil {
+		if secretSettings[key] && vol.Secret == nil {
 			t.Errorf("%s: %s = %q is on volume %s, which is not a Secret", w.name, key, p, vol.Name)
 		}
 	}
 }
 
-// configFiles lists the files the config names, by setting.
+// secretSettings name files that hold secrets: they must come from a Secret.
+var secretSettings = map[string]bool{
+	"vault.file": true, "vault.age_identity_file": true, "server.key_file": true, "server.cert_file": true,
+	"server.client_ca_file": true, "limits.redis.password_file": true,
+}
+
+// configFiles lists the files the config names, by setting (its dotted
+// path in the TOML).
 func (w *workload) configFiles() map[string]string {
 	c := w.cfg
 	return map[string]string{
 		"server.cert_file": c.Server.CertFile, "server.key_file": c.Server.KeyFile,
 		"server.client_ca_file": c.Server.ClientCAFile, "upstream.ca_file": c.Upstream.CAFile,
-		"vault.file": c.Vault.File,
+		"server.acme.ca_roots_file": c.Server.ACME.CARootsFile,
+		"vault.file":                c.Vault.File, "vault.age_identity_file": c.Vault.AgeIdentityFile,
+		"identity.jwt.jwks_file": c.Identity.JWT.JWKSFile, "identity.jwt.ca_file": c.Identity.JWT.CAFile,
+		"identity.jwt.token_file": c.Identity.JWT.TokenFile, "limits.redis.password_file": c.Limits.Redis.PasswordFile,
 	}
 }
 
@@ -450,6 +482,7 @@ func checkGateway(t testing.TB, w *workload) {
 	if !svcOK {
 		t.Errorf("%s: no Service selects the gateway's pods", w.name)
 	}
+	checkHosts(t, w)
 	pdbOK := false
 	for _, p := range b.pdbs {
 		if selects(t, p.Spec.Selector, pod) {
@@ -479,6 +512,30 @@ func checkGateway(t testing.TB, w *workload) {
 			want := s.Name + "." + s.Namespace + ".svc"
 			if !slices.Contains(c.Spec.DNSNames, want) {
 				t.Errorf("Certificate %s: dnsNames %v lack the Service's name %s", c.Name, c.Spec.DNSNames, want)
+			}
+		}
+	}
+}
+
+// checkHosts: server.hosts (the Host values scgate answers, others get 421)
+// holds every name callers reach a Service of the gateway by: NAME,
+// NAME.NAMESPACE, NAME.NAMESPACE.svc, NAME.NAMESPACE.svc.cluster.local, each
+// with and without the Service's port.
+func checkHosts(t testing.TB, w *workload) {
+	for _, s := range w.b.services {
+		if !selects(t, &metav1.LabelSelector{MatchLabels: s.Spec.Selector}, w.deploy.Spec.Template.Labels) {
+			continue
+		}
+		base := s.Name + "." + s.Namespace
+		for _, name := range []string{s.Name, base, base + ".svc", base + ".svc.cluster.local"} {
+			want := []string{name}
+			for _, p := range s.Spec.Ports {
+				want = append(want, name+":"+strconv.Itoa(int(p.Port)))
+			}
+			for _, h := range want {
+				if !slices.Contains(w.cfg.Server.Hosts, h) {
+					t.Errorf("%s: server.hosts %q lacks %q: callers using that name would get 421", w.name, w.cfg.Server.Hosts, h)
+				}
 			}
 		}
 	}

@@ -102,8 +102,11 @@ func TestEncryptedVaultRotatesLive(t *testing.T) {
 	h := newHarness(t, keyvault.WatcherOptions{Path: path, PollInterval: -1, Identities: []age.Identity{id}})
 	h.run()
 
+	before := len(h.snapshot())
 	vaulttest.WriteEncrypted(t, path, vaultText(gen(2)), id.Recipient(), true)
 	h.waitSecret(gen(2), pickup)
+	// OnReload runs just after the swap that waitSecret saw.
+	vaulttest.Eventually(t, pickup, "the reload of gen 2 to be reported", func() bool { return len(h.snapshot()) > before })
 	cur := h.w.Current()
 	calls := len(h.snapshot())
 

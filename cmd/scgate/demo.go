@@ -165,7 +165,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	g, err := gateway.Build(cfg, gateway.Options{Logger: logger, Version: version, Revision: revision()})
+	v, commit := buildVersion()
+	g, err := gateway.Build(cfg, gateway.Options{Logger: logger, Version: v, Revision: commit})
 	if err != nil {
 		return fmt.Errorf("%w (is another demo running? use --listen and --admin to pick other ports)", err)
 	}

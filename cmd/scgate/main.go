@@ -148,18 +148,35 @@ func parseConfigFlags(fs *flag.FlagSet, args []string) (*config.Config, error) {
 	return config.Load(*path)
 }
 
+// versionString reports the version stamped with -ldflags, else the module
+// version the go command recorded (go install ...@v1.2.3), and the VCS
+// revision from the build info ("+dirty" for a modified tree).
 func versionString() string {
-	return fmt.Sprintf("scgate %s (commit %s, %s %s/%s)", version, revision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	v, commit := buildVersion()
+	return fmt.Sprintf("scgate %s (commit %s, %s %s/%s)", v, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
-// revision is the VCS commit the binary was built from, or "unknown".
-func revision() string {
+// buildVersion is the version (-ldflags, else the module's) and the VCS
+// commit ("+dirty" when the tree had changes, "unknown" when not known) of
+// this binary: what `scgate version` prints and scgate_build_info carries.
+func buildVersion() (v, commit string) {
+	v, commit = version, "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		modified := false
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				return s.Value
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
 			}
 		}
+		if modified && commit != "unknown" {
+			commit += "+dirty"
+		}
 	}
-	return "unknown"
+	return v, commit
 }

@@ -34,7 +34,8 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer stopLogs()
 	defer func() { _ = logger.Sync() }()
-	g, err := gateway.Build(cfg, gateway.Options{Logger: logger, Version: version, Revision: revision()})
+	v, commit := buildVersion()
+	g, err := gateway.Build(cfg, gateway.Options{Logger: logger, Version: v, Revision: commit})
 	if err != nil {
 		return err
 	}

@@ -5,14 +5,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"debug/elf"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,7 +75,14 @@ func Verify(ctx context.Context, img v1.Image, workDir string) (Report, error) {
 	}
 	checkFiles(fsys, uid, bad)
 
-	if bin, ok := fsys[strings.TrimPrefix(BinaryPath, "/")]; ok {
+	if bin, ok := fsys[strings.TrimPrefix(BinaryPath, "/")]; ok && cf.Architecture != runtime.GOARCH {
+		// Another architecture's binary cannot run here: check its ELF header.
+		rep.BinaryBytes = int64(len(bin.data))
+		if arch, err := ArchOf(bin.data); err != nil || arch != cf.Architecture {
+			bad("%s is built for %q (%v), the config says %q", BinaryPath, arch, err, cf.Architecture)
+		}
+		rep.Version = "(linux/" + cf.Architecture + ": not run on " + runtime.GOARCH + ")"
+	} else if ok {
 		rep.BinaryBytes = int64(len(bin.data))
 		rep.Version, err = runVersion(ctx, bin.data, workDir)
 		if err != nil {
@@ -243,4 +254,71 @@ func ArchOf(bin []byte) (string, error) {
 		return "arm64", nil
 	}
 	return "", fmt.Errorf("image: unsupported machine %s", f.Machine)
+}
+
+// VerifyRelease verifies every image of a release's index (Verify; the
+// binary of the machine's own architecture is run), that each index entry
+// names its image's platform, and that the SBOM is an SPDX document whose
+// subject is the index and which lists each image's binary by its SHA-256.
+func VerifyRelease(ctx context.Context, r Release, workDir string) ([]Report, error) {
+	var errs []error
+	m, err := r.Index.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("image: index: %w", err)
+	}
+	if mt, _ := r.Index.MediaType(); mt != types.OCIImageIndex {
+		errs = append(errs, fmt.Errorf("index media type %q, want %q", mt, types.OCIImageIndex))
+	}
+	var reps []Report
+	doc, err := SBOMDocument(r.SBOM)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range m.Manifests {
+		img, err := r.Index.Image(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := Verify(ctx, img, workDir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", d.Digest, err))
+		}
+		reps = append(reps, rep)
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return nil, err
+		}
+		if d.Platform == nil || d.Platform.OS != cf.OS || d.Platform.Architecture != cf.Architecture {
+			errs = append(errs, fmt.Errorf("index entry %s: platform %v, the image is %s/%s", d.Digest, d.Platform, cf.OS, cf.Architecture))
+		}
+		fsys, err := readFS(img)
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(fsys[strings.TrimPrefix(BinaryPath, "/")].data)
+		if !bytes.Contains(doc, []byte(hex.EncodeToString(sum[:]))) {
+			errs = append(errs, fmt.Errorf("the SBOM does not list the %s binary's SHA-256", cf.Architecture))
+		}
+	}
+	sm, err := r.SBOM.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	idxDigest, err := r.Index.Digest()
+	if err != nil {
+		return nil, err
+	}
+	if sm.ArtifactType != SBOMMediaType || sm.Subject == nil || sm.Subject.Digest != idxDigest {
+		errs = append(errs, fmt.Errorf("the SBOM artifact (type %q, subject %v) is not attached to the index %s", sm.ArtifactType, sm.Subject, idxDigest))
+	}
+	var head struct {
+		SPDXVersion string `json:"spdxVersion"`
+		Packages    []struct {
+			Name string `json:"name"`
+		} `json:"packages"`
+	}
+	if err := json.Unmarshal(doc, &head); err != nil || head.SPDXVersion != "SPDX-2.3" || len(head.Packages) < len(m.Manifests)+2 {
+		errs = append(errs, fmt.Errorf("the SBOM is not an SPDX 2.3 document with the binaries and their modules (%v)", err))
+	}
+	return reps, errors.Join(errs...)
 }

@@ -13,7 +13,7 @@ import (
 
 func TestBuildThenVerify(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	bin, err := scgatebin.Build(ctx, dir, "v0.0.0-clitest")
 	if err != nil {
@@ -50,6 +50,8 @@ func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		nil, {"push"}, {"build"}, {"build", "--binary", "x"}, {"verify"},
 		{"build", "--binary", "x", "--layout", "y", "--created", "yesterday"},
+		{"release"}, {"release", "--binary", "scgate-arm64", "--layout", "y"}, {"release", "--binary", "arm64=x"},
+		{"verify-release"}, {"push", "--layout", "x"}, {"push", "--to", "localhost:5000/scgate:v1"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(context.Background(), args, &out, &errOut); code != 2 {

@@ -38,15 +38,26 @@ func RepoRoot() (string, error) {
 // Build compiles ./cmd/scgate of the checkout into dir/scgate, statically,
 // with version stamped in, and returns the binary's path.
 func Build(ctx context.Context, dir, version string) (string, error) {
+	return BuildArch(ctx, dir, version, "")
+}
+
+// BuildArch is Build for another GOARCH ("" is the machine's own), into
+// dir/scgate-GOARCH.
+func BuildArch(ctx context.Context, dir, version, goarch string) (string, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return "", err
 	}
 	out := filepath.Join(dir, "scgate")
+	env := append(os.Environ(), "CGO_ENABLED=0")
+	if goarch != "" {
+		out += "-" + goarch
+		env = append(env, "GOOS=linux", "GOARCH="+goarch)
+	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath",
 		"-ldflags", "-s -w -X main.version="+version, "-o", out, "./cmd/scgate")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = env
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("scgatebin: go build ./cmd/scgate: %w\n%s", err, b)
 	}
