@@ -94,9 +94,9 @@ eval instant at 50m %s
 	{"a third of a caller's requests limited fires", "ScgateCallerRateLimited", `
 load 1m
   scgate_rate_limited_total{namespace="radio", pod="a", caller="c", scope="caller"} 0+30x20
-  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="/api/v2/history/", code="200"} 0+60x20
-  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="/api/v2/history/", code="429"} 0+30x20
-  scgate_requests_total{namespace="radio", pod="a", caller="d", method="GET", route="/api/v2/history/", code="200"} 0+60x20
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="/api/v2/history/", status="200"} 0+60x20
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="/api/v2/history/", status="429"} 0+30x20
+  scgate_requests_total{namespace="radio", pod="a", caller="d", method="GET", route="/api/v2/history/", status="200"} 0+60x20
 
 eval instant at 10m %s
   {namespace="radio", caller="c"} 0.3333333333333333
@@ -105,8 +105,8 @@ eval instant at 10m %s
 load 1m
   scgate_gateway_errors_total{namespace="radio", pod="a", code="upstream_unavailable"} 0+10x20
   scgate_gateway_errors_total{namespace="radio", pod="a", code="forbidden"} 0+50x20
-  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", code="200"} 0+90x20
-  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", code="502"} 0+10x20
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", status="200"} 0+90x20
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", status="502"} 0+10x20
 
 eval instant at 10m %s
   {namespace="radio"} 0.1
@@ -151,9 +151,9 @@ eval instant at 10m %s
 `},
 	{"the broadcaster's own 5xx over 5 percent fires", "ScgateUpstreamErrors", `
 load 1m
-  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", code="200"} 0+80x20
-  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", code="500"} 0+10x20
-  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", code="502"} 0+10x20
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", status="200"} 0+80x20
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", status="500"} 0+10x20
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", status="502"} 0+10x20
   scgate_gateway_errors_total{namespace="radio", pod="a", code="upstream_unavailable"} 0+10x20
 
 eval instant at 10m %s
@@ -161,16 +161,16 @@ eval instant at 10m %s
 `},
 	{"only scgate's own 5xx: the upstream alert is quiet", "ScgateUpstreamErrors", `
 load 1m
-  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", code="200"} 0+80x20
-  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", code="503"} 0+20x20
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", status="200"} 0+80x20
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", status="503"} 0+20x20
   scgate_gateway_errors_total{namespace="radio", pod="a", code="no_valid_key"} 0+20x20
 
 eval instant at 10m %s
 `},
 	{"the broadcaster's 5xx without any gateway error series fires", "ScgateUpstreamErrors", `
 load 1m
-  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", code="200"} 0+90x20
-  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", code="503"} 0+10x20
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", status="200"} 0+90x20
+  scgate_requests_total{namespace="radio", pod="a", caller="c", method="GET", route="other", status="503"} 0+10x20
 
 eval instant at 10m %s
   {namespace="radio"} 0.1

@@ -222,7 +222,7 @@ func sampleNames(family string, typ dto.MetricType) []string {
 var readmeMetricRow = regexp.MustCompile("(?m)^\\| `(scgate_[a-z_]+)` \\| (counter|gauge|histogram|summary) \\|")
 
 // readmeMetricNames returns the metrics README.md documents (the contract of
-// design.md §7), expanded like sampleNames.
+// docs/design.md, Metrics), expanded like sampleNames.
 func readmeMetricNames(t *testing.T) map[string]bool {
 	t.Helper()
 	root, err := scgatebin.RepoRoot()

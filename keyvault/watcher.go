@@ -9,20 +9,13 @@ import (
 
 	"filippo.io/age"
 	"go.uber.org/zap"
+
+	"github.com/scgate/scgate/internal/filewatch"
 )
 
 // DefaultPollInterval is the fallback poll of a [Watcher] whose
 // PollInterval is 0.
-const DefaultPollInterval = 2 * time.Second
-
-// Event coalescing: a burst of file-system events (an editor's save, the
-// several renames of a Kubernetes Secret update) becomes one reload, run once
-// the directory has been quiet for debounceQuiet, and at the latest
-// debounceMax after the burst began so a busy directory cannot starve it.
-const (
-	debounceQuiet = 50 * time.Millisecond
-	debounceMax   = 250 * time.Millisecond
-)
+const DefaultPollInterval = filewatch.DefaultPollInterval
 
 // maxLoggedProblems bounds the log lines one failed reload writes.
 const maxLoggedProblems = 20

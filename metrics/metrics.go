@@ -24,11 +24,13 @@ type Metrics struct {
 	// Registry holds every collector below plus the Go and process collectors.
 	Registry *prometheus.Registry
 
-	Requests         *prometheus.CounterVec   // caller, method, route, code
+	// The collectors, for tests to read; the gateway records through the
+	// typed methods of record.go, which know the label order.
+	Requests         *prometheus.CounterVec   // caller, method, route, status
 	RequestDuration  *prometheus.HistogramVec // caller, route
 	UpstreamDuration *prometheus.HistogramVec // route
 	Inflight         prometheus.Gauge
-	RateLimited      *prometheus.CounterVec // caller, scope
+	RateLimitedTotal *prometheus.CounterVec // caller, scope
 	GatewayErrors    *prometheus.CounterVec // code
 	KeyRejections    *prometheus.CounterVec // key, prefix
 	VaultReloads     *prometheus.CounterVec // result
@@ -36,11 +38,13 @@ type Metrics struct {
 	TLSCertExpiry    *prometheus.GaugeVec   // name
 	RateLimitBackend prometheus.Gauge       // 1: the configured limit backend is in use
 	BufferFallbacks  *prometheus.CounterVec // use (rewrite, replay)
+	BuildInfo        *prometheus.GaugeVec   // version, revision, goversion
 	// ConnectionsRefused counts connections the gateway closed to bound
 	// strangers (reason: max_connections, per_source, unidentified_timeout).
 	ConnectionsRefused *prometheus.CounterVec
 	// TLSHandshakeErrors counts failed TLS handshakes by a bounded reason.
 	TLSHandshakeErrors *prometheus.CounterVec
+	series             *seriesCache
 	keySource          atomic.Pointer[func() []KeyState]
 	keyExpiryDesc      *prometheus.Desc
 	keyActiveDesc      *prometheus.Desc
@@ -53,8 +57,8 @@ func New() *Metrics {
 		Registry: prometheus.NewRegistry(),
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scgate_requests_total",
-			Help: "Requests handled, by caller, method, route template and HTTP status code.",
-		}, []string{"caller", "method", "route", "code"}),
+			Help: "Requests handled, by caller, method, route template and HTTP status.",
+		}, []string{"caller", "method", "route", "status"}),
 		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "scgate_request_duration_seconds",
 			Help:    "Time from request start to the last byte of the response, by caller and route.",
@@ -69,7 +73,7 @@ func New() *Metrics {
 			Name: "scgate_inflight_requests",
 			Help: "Requests currently being handled.",
 		}),
-		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+		RateLimitedTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scgate_rate_limited_total",
 			Help: "Requests refused with 429, by caller and by the limit that refused them (caller or key).",
 		}, []string{"caller", "scope"}),
@@ -97,6 +101,11 @@ func New() *Metrics {
 			Name: "scgate_ratelimit_backend_up",
 			Help: "1 while the configured rate-limit backend is in use; 0 while a Redis backend is unreachable and this replica limits alone with its share.",
 		}),
+		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "scgate_build_info",
+			Help: "Always 1; its labels say which scgate build runs.",
+		}, []string{"version", "revision", "goversion"}),
+		series: newSeriesCache(),
 		ConnectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scgate_connections_refused_total",
 			Help: "Connections closed by the gateway's connection limits, by reason (max_connections, per_source, unidentified_timeout).",
@@ -115,19 +124,26 @@ func New() *Metrics {
 			"1 for the key version currently attached to requests, 0 for the other versions.", []string{"key", "prefix"}, nil),
 	}
 	// Initialise the result labels so a dashboard sees 0 rather than nothing.
-	m.VaultReloads.WithLabelValues("success")
-	m.VaultReloads.WithLabelValues("error")
+	m.VaultReloads.WithLabelValues(ResultSuccess)
+	m.VaultReloads.WithLabelValues(ResultError)
 	m.BufferFallbacks.WithLabelValues("rewrite")
 	m.BufferFallbacks.WithLabelValues("replay")
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.Requests, m.RequestDuration, m.UpstreamDuration, m.Inflight, m.RateLimited,
+		m.Requests, m.RequestDuration, m.UpstreamDuration, m.Inflight, m.RateLimitedTotal,
 		m.GatewayErrors, m.KeyRejections, m.VaultReloads, m.VaultLastSuccess, m.TLSCertExpiry,
-		m.RateLimitBackend, m.ConnectionsRefused, m.TLSHandshakeErrors, m.BufferFallbacks,
+		m.RateLimitBackend, m.BuildInfo, m.ConnectionsRefused, m.TLSHandshakeErrors, m.BufferFallbacks,
 		keyCollector{m},
 	)
 	return m
+}
+
+// SetBuildInfo sets scgate_build_info{version,revision,goversion} to 1.
+func (m *Metrics) SetBuildInfo(version, revision, goversion string) {
+	if m != nil {
+		m.BuildInfo.WithLabelValues(version, revision, goversion).Set(1)
+	}
 }
 
 // SetKeySource installs the function that lists key versions at scrape time.

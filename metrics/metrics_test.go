@@ -55,7 +55,7 @@ func TestMetricsExposition(t *testing.T) {
 			{Key: "admin", Prefix: "Zz9yXx8w"},
 		}
 	})
-	m.Requests.WithLabelValues("svc", "GET", "/api/v2/history/", "200").Inc()
+	m.Request("svc", "GET", "/api/v2/history/", 200, time.Millisecond)
 	srv := httptest.NewServer(m.AdminHandler(func() error { return nil }))
 	defer srv.Close()
 	_, body := get(t, srv.URL+"/metrics")
@@ -64,7 +64,7 @@ func TestMetricsExposition(t *testing.T) {
 		`scgate_key_active{key="admin",prefix="Zz9yXx8w"} 0`,
 		`scgate_key_expiry_timestamp_seconds{key="admin",prefix="g0hsQEz6"} 1.8013536e+09`,
 		`scgate_vault_reloads_total{result="error"} 0`,
-		`scgate_requests_total{caller="svc",code="200",method="GET",route="/api/v2/history/"} 1`,
+		`scgate_requests_total{caller="svc",method="GET",route="/api/v2/history/",status="200"} 1`,
 		"go_goroutines", "process_resident_memory_bytes",
 	} {
 		if !strings.Contains(body, want) {

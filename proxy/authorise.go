@@ -15,8 +15,8 @@ type PolicySource interface {
 // checkPath normalises the request path once (policy.Normalize). A path that
 // the broadcaster could read differently from scgate is refused, never
 // repaired; an accepted one is forwarded exactly as the caller escaped it.
-func checkPath(r *http.Request, st *state) *gatewayError {
-	p, err := policy.Normalize(r.URL.EscapedPath())
+func checkPath(escapedPath string, st *state) *gatewayError {
+	p, err := policy.Normalize(escapedPath)
 	if err != nil {
 		var pe *policy.PathError
 		reason := "it cannot be forwarded safely"
@@ -31,15 +31,17 @@ func checkPath(r *http.Request, st *state) *gatewayError {
 }
 
 // authorise applies the caller's route allow-list.
-func (h *Handler) authorise(r *http.Request, st *state) *gatewayError {
+func (h *Handler) authorise(method string, st *state) *gatewayError {
 	if h.policy == nil {
+		st.rule = policy.Decision{Allowed: true}
 		return nil
 	}
-	d := h.policy.Current().Allow(st.caller, r.Method, st.path)
+	d := h.policy.Current().Allow(st.caller, method, st.path)
+	st.rule = d
 	if d.Allowed {
 		return nil
 	}
 	return newError(CodeForbidden, http.StatusForbidden,
-		"caller "+quote(st.caller)+" may not send "+quote(r.Method)+" to "+quote(st.path)+
+		"caller "+quote(st.caller)+" may not send "+quote(method)+" to "+quote(st.path)+
 			": the route is not in its rule set "+quote(d.Set)+"; ask the gateway's operators to extend that rule set", nil)
 }

@@ -1,5 +1,5 @@
 // Package proxy is the gateway itself: an http.Handler that takes a caller's
-// request through the stages of design.md §1 (strip credentials, identify,
+// request through the stages of docs/design.md, Request path (strip credentials, identify,
 // authorise, limit, pick key, forward, observe), the listeners that serve it,
 // and their lifecycle.
 //

@@ -81,6 +81,7 @@ type env struct {
 	standin  *standin.Server
 	upstream *httptest.Server
 	gateway  *httptest.Server
+	handler  *proxy.Handler
 	metrics  *metrics.Metrics
 }
 
@@ -157,6 +158,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.handler = h
 	e.gateway = httptest.NewUnstartedServer(h)
 	// As proxy.Listen does: let the handler refuse OPTIONS * itself.
 	e.gateway.Config.DisableGeneralOptionsHandler = true

@@ -11,7 +11,7 @@ import (
 	"github.com/scgate/scgate/proxy/ratelimit"
 )
 
-// Error codes of design.md §5 (contract).
+// Error codes of docs/design.md, Error bodies (contract).
 const (
 	CodeUnauthenticated     = "unauthenticated"
 	CodeForbidden           = "forbidden"
@@ -72,9 +72,7 @@ type errorBody struct {
 func (h *Handler) writeError(w http.ResponseWriter, st *state, e *gatewayError) {
 	st.code = e.code
 	st.err = e
-	if h.metrics != nil {
-		h.metrics.GatewayErrors.WithLabelValues(e.code).Inc()
-	}
+	h.metrics.GatewayError(e.code)
 	if e.status == statusClientClosed {
 		st.status = statusClientClosed
 		// Nothing is written, and the response must not look complete: a

@@ -11,7 +11,7 @@ import (
 	"github.com/scgate/scgate/keyvault"
 )
 
-// Rejection failover. When the broadcaster answers 403 to a request carrying
+// Rejection failover (docs/design.md, Vault file). When the broadcaster answers 403 to a request carrying
 // a key version and the refusal of the key itself is confirmed (confirm.go:
 // the canary route refuses the version too), the version is marked rejected
 // for a cool-down (keyvault.Rejections), counted and logged once per
@@ -152,9 +152,7 @@ func (h *Handler) reject(st *state, v *keyvault.Version) {
 	if !first {
 		return
 	}
-	if h.metrics != nil {
-		h.metrics.KeyRejections.WithLabelValues(v.Key, v.Secret.Prefix()).Inc()
-	}
+	h.metrics.KeyRejected(v.Key, v.Secret.Prefix())
 	standby := "none"
 	if next := st.retry.key.Standby(h.now(), v, h.rejections); next != nil {
 		standby = next.Secret.Prefix()

@@ -128,7 +128,6 @@ type Handler struct {
 	confirm      *confirmer
 	strip        stripper
 	hosts        hostCheck
-	series       *seriesCache // nil without metrics
 	rp           *httputil.ReverseProxy
 }
 
@@ -168,14 +167,11 @@ func New(opts Options) (*Handler, error) {
 	if h.log == nil {
 		h.log = zap.NewNop()
 	}
-	if h.metrics != nil {
-		h.series = newSeriesCache(h.metrics)
-	}
 	if h.now == nil {
 		h.now = time.Now
 	}
 	if h.maxBody <= 0 {
-		h.maxBody = 32 << 20
+		h.maxBody = DefaultMaxBodyBytes
 	}
 	if opts.BufferBudget <= 0 {
 		opts.BufferBudget = DefaultBufferBudget
@@ -192,7 +188,7 @@ func New(opts Options) (*Handler, error) {
 		h.rejections = rej
 	}
 	if h.maxPause <= 0 {
-		h.maxPause = 5 * time.Minute
+		h.maxPause = DefaultMaxUpstreamPause
 	}
 	transport := opts.Transport
 	if transport == nil {
@@ -244,8 +240,9 @@ type state struct {
 	caller         string // "" until identified
 	known          bool   // caller is in the vault: only then is it a metric label
 	route          string
-	path           string // the normalised path (policy.Normalize)
-	keyName        string // the caller's vault key, for the key's limits
+	rule           policy.Decision // the route policy's decision
+	path           string          // the normalised path (policy.Normalize)
+	keyName        string          // the caller's vault key, for the key's limits
 	admission      ratelimit.Admission
 	version        *keyvault.Version
 	status         int
@@ -267,7 +264,7 @@ type state struct {
 
 type stateKey struct{}
 
-// ServeHTTP runs the stages of design.md §1 in order.
+// ServeHTTP runs the stages of docs/design.md, Request path, in order.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &state{
 		id:    requestID(r.Header.Get("X-Request-Id")),
@@ -281,10 +278,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.idHeader = st.idValue[:]
 	st.rec = recorder{ResponseWriter: w, st: st}
 	rec := &st.rec
-	if h.metrics != nil {
-		h.metrics.Inflight.Inc()
-		defer h.metrics.Inflight.Dec()
-	}
+	h.metrics.RequestStarted()
+	defer h.metrics.RequestDone()
 	defer h.observe(r, st)
 	if e := h.serve(rec, r, st); e != nil {
 		h.writeError(rec, st, e)
@@ -301,44 +296,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	if e := h.hosts.check(r); e != nil {
 		return e
 	}
-	if e := checkPath(r, st); e != nil {
-		return e
-	}
-	h.strip.inbound(r)
-
-	caller, err := h.identity.Resolve(r)
-	if err != nil {
-		return newError(CodeUnauthenticated, http.StatusUnauthorized,
-			"no caller identity could be established for this request; check the client certificate, source address or sidecar identity", err)
-	}
-	st.caller = caller
-
-	vault := h.vault.Current()
-	key, ok := vault.KeyOf(caller)
-	if !ok {
-		return newError(CodeForbidden, http.StatusForbidden,
-			"caller "+quote(caller)+" has no key in the vault; ask the gateway's operators to add it under [callers]", nil)
-	}
-	st.known = true
-	st.keyName = key.Name
-	markIdentified(r.Context()) // connlimit.go
-
-	if e := h.authorise(r, st); e != nil {
-		return e
-	}
-	defer st.admission.Release() // st.admission is the last one taken below
-	vault, e := h.admit(r, st, vault)
+	defer st.admission.Release() // st.admission is the last one decide took
+	vault, e := h.decide(r.Context(), st, r, "", r.Method, r.URL.EscapedPath())
 	if e != nil {
 		return e
 	}
-
-	v, err := vault.SelectAvoiding(caller, h.now(), h.rejections)
-	if err != nil {
-		return newError(CodeNoValidKey, http.StatusServiceUnavailable,
-			"caller "+quote(caller)+"'s key has no version valid now (all expired or not yet valid); ops must add a valid version to the vault", err)
-	}
-	st.version = v
-	st.retry.key, _ = vault.KeyOf(caller)
+	st.retry.key, _ = vault.KeyOf(st.caller)
 
 	if r.ContentLength > h.maxBody {
 		return errTooLarge(h.maxBody, nil)
@@ -381,7 +344,7 @@ func (h *Handler) admit(r *http.Request, st *state, vault *keyvault.Vault) (*key
 			return nil, newError(CodeForbidden, http.StatusForbidden,
 				"caller "+quote(st.caller)+" was removed from the vault while its request was queued; ask the gateway's operators to add it under [callers]", nil)
 		}
-		if e := h.authorise(r, st); e != nil {
+		if e := h.authorise(r.Method, st); e != nil {
 			return nil, e
 		}
 		if key.Name == st.keyName {

@@ -392,8 +392,8 @@ func TestMetricsCountRequests(t *testing.T) {
 	e.metrics.AdminHandler(func() error { return nil }).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	out := rec.Body.String()
 	for _, want := range []string{
-		`scgate_requests_total{caller="admin",code="404",method="GET",route="/api/v2/playlists/{id}/"} 1`,
-		`scgate_requests_total{caller="unknown",code="403",method="GET",route="/api/v2/history/"} 1`,
+		`scgate_requests_total{caller="admin",method="GET",route="/api/v2/playlists/{id}/",status="404"} 1`,
+		`scgate_requests_total{caller="unknown",method="GET",route="/api/v2/history/",status="403"} 1`,
 		`scgate_gateway_errors_total{code="forbidden"} 1`,
 	} {
 		if !strings.Contains(out, want) {

@@ -12,7 +12,7 @@ import (
 )
 
 // limit is the limit stage: the caller's concurrency cap and bucket, then its
-// key's bucket (design.md §1, step 4). An admitted request holds
+// key's bucket (docs/design.md, Request path, step 6). An admitted request holds
 // st.admission until its response is done.
 func (h *Handler) limit(ctx context.Context, st *state) *gatewayError {
 	if h.limiter == nil {
@@ -26,9 +26,7 @@ func (h *Handler) limit(ctx context.Context, st *state) *gatewayError {
 	if a.Allowed {
 		return nil
 	}
-	if h.metrics != nil {
-		h.metrics.RateLimited.WithLabelValues(st.caller, string(a.Scope)).Inc()
-	}
+	h.metrics.RateLimited(st.caller, string(a.Scope))
 	var msg string
 	switch {
 	case a.Concurrency:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -92,7 +93,7 @@ func TestConcurrencyCapRejectsExactlyTheExtraRequest(t *testing.T) {
 			t.Fatalf("in-flight request %d did not succeed: %v", i, r)
 		}
 	}
-	if got := testutil.ToFloat64(e.metrics.RateLimited.WithLabelValues("admin", "caller")); got != 1 {
+	if got := testutil.ToFloat64(e.metrics.RateLimitedTotal.WithLabelValues("admin", "caller")); got != 1 {
 		t.Fatalf("scgate_rate_limited_total{caller=admin,scope=caller} = %v, want 1", got)
 	}
 	if got := testutil.ToFloat64(e.metrics.GatewayErrors.WithLabelValues(proxy.CodeRateLimited)); got != 1 {
@@ -113,12 +114,15 @@ func TestConcurrencyCapQueuesInWaitMode(t *testing.T) {
 	<-up.arrived
 	<-up.arrived
 	extra := e.getAsync("admin") // queued at the gateway, not refused
+	// Evidence that it is queued: a goroutine waits in the limiter for a
+	// place. While it does, it cannot have reached the upstream.
+	waitForStack(t, "ratelimit.(*Limiter).acquireSlot")
 	select {
 	case id := <-up.arrived:
 		t.Fatalf("a third request (%s) reached the upstream while two were in flight", id)
 	case r := <-extra:
 		t.Fatalf("the queued request was answered %v before a place was free", r.StatusCode)
-	case <-time.After(100 * time.Millisecond): // evidence of absence: nothing happened meanwhile
+	default:
 	}
 	close(up.release)
 	for _, c := range append(first, extra) {
@@ -126,7 +130,7 @@ func TestConcurrencyCapQueuesInWaitMode(t *testing.T) {
 			t.Fatalf("a request failed: %v", r)
 		}
 	}
-	if got := testutil.ToFloat64(e.metrics.RateLimited.WithLabelValues("admin", "caller")); got != 0 {
+	if got := testutil.ToFloat64(e.metrics.RateLimitedTotal.WithLabelValues("admin", "caller")); got != 0 {
 		t.Fatalf("%v requests were refused in wait mode", got)
 	}
 }
@@ -145,7 +149,7 @@ func TestKeyBucketIsSharedAcrossCallersAtTheGateway(t *testing.T) {
 	if resp.Header.Get("Retry-After") != "2" || !strings.Contains(body, `key \"shared\"`) {
 		t.Fatalf("Retry-After %q: %s", resp.Header.Get("Retry-After"), body)
 	}
-	if got := testutil.ToFloat64(e.metrics.RateLimited.WithLabelValues("b", "key")); got != 1 {
+	if got := testutil.ToFloat64(e.metrics.RateLimitedTotal.WithLabelValues("b", "key")); got != 1 {
 		t.Fatalf("scgate_rate_limited_total{caller=b,scope=key} = %v", got)
 	}
 	if resp, _ := e.do("GET", "/api/v2/history/", "solo", nil, nil); resp.StatusCode != http.StatusOK {
@@ -232,4 +236,18 @@ func TestWaitModeDelaysInsteadOfRefusing(t *testing.T) {
 	short.do("GET", "/api/v2/history/", "admin", nil, nil)
 	resp, body := short.do("GET", "/api/v2/history/", "admin", nil, nil)
 	checkGatewayError(t, resp, body, proxy.CodeRateLimited, http.StatusTooManyRequests)
+}
+
+// waitForStack waits until some goroutine is in fn: evidence that a request
+// is queued, rather than a sleep that hopes it is.
+func waitForStack(t *testing.T, fn string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 1<<20)
+	for !strings.Contains(string(buf[:runtime.Stack(buf, true)]), fn) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine reached %s", fn)
+		}
+		time.Sleep(time.Millisecond) // polling a condition, with a deadline
+	}
 }

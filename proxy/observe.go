@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/scgate/scgate/metrics"
 )
 
 // recorder notes the status and size of the response for the access log. It
@@ -45,7 +47,7 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 // observe writes the request's metrics and its one access-log line.
 func (h *Handler) observe(r *http.Request, st *state) {
 	elapsed := time.Since(st.start)
-	caller := "unknown"
+	caller := metrics.UnknownCaller
 	if st.known {
 		caller = st.caller
 	}
@@ -53,17 +55,13 @@ func (h *Handler) observe(r *http.Request, st *state) {
 	if status == 0 {
 		status = statusClientClosed
 	}
-	if h.series != nil {
-		s := h.series.request(seriesKey{caller: caller, method: methodLabel(r.Method), route: st.route, code: status})
-		s.requests.Inc()
-		s.duration.Observe(elapsed.Seconds())
-	}
+	h.metrics.Request(caller, methodLabel(r.Method), st.route, status, elapsed)
 	if ce := h.log.Check(zap.InfoLevel, "request"); ce != nil {
 		// One allocation for the line's fields, sized for the longest line.
 		fields := make([]zap.Field, 0, 16)
 		fields = append(fields,
 			zap.String("request_id", st.id),
-			zap.String("caller", st.caller),
+			zap.String("caller", caller), // as the metrics say it
 			zap.String("method", r.Method),
 			zap.String("route", st.route),
 			zap.String("path", r.URL.Path),
@@ -74,6 +72,10 @@ func (h *Handler) observe(r *http.Request, st *state) {
 			zap.Int64("bytes_out", st.bytesOut),
 			zap.String("remote", r.RemoteAddr),
 		)
+		if !st.known && st.caller != "" {
+			// Identified, but not in the vault: who it was, for ops.
+			fields = append(fields, zap.String("identity", st.caller))
+		}
 		if st.version != nil {
 			fields = append(fields, zap.String("key", st.version.Key), zap.String("key_prefix", st.version.Secret.Prefix()))
 		}

@@ -1,16 +1,20 @@
 package proxy_test
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// Issue 6: JSON answers that cannot hold top-level pagination links (an
-// array) stream through without being read whole; objects are still read and
-// their links rewritten, however much whitespace comes first.
+// JSON answers that cannot hold top-level pagination links (an array)
+// stream through without being read whole; objects are still read and their
+// links rewritten, however much whitespace comes first. The bytes are checked
+// here; TestJSONArraysStream proves the streaming.
 func TestJSONBodiesAreSniffedNotAlwaysBuffered(t *testing.T) {
 	var upstreamOrigin string
 	bodies := map[string]string{
@@ -50,7 +54,48 @@ func TestJSONBodiesAreSniffedNotAlwaysBuffered(t *testing.T) {
 	}
 }
 
-// Issue 6: the request metrics are resolved once per label set and cached;
+// TestJSONArraysStream: the start of a JSON array reaches the caller while
+// the broadcaster is still sending the rest. The upstream waits for the
+// caller to have read the first element before it finishes, so a gateway
+// that buffered the whole body would never answer (and the test fails at
+// its deadline).
+func TestJSONArraysStream(t *testing.T) {
+	callerRead := make(chan struct{})
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`[{"id":1},`))
+		w.(http.Flusher).Flush()
+		select {
+		case <-callerRead:
+		case <-r.Context().Done():
+			return
+		case <-time.After(30 * time.Second):
+			return
+		}
+		_, _ = w.Write([]byte(`{"id":2}]`))
+	})
+	e := newEnv(t, envOptions{upstream: up})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.gateway.URL+"/api/v2/history/", nil)
+	req.Header.Set("X-Test-Caller", "admin")
+	resp, err := e.gateway.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, len(`[{"id":1},`))
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatalf("the first element did not arrive before the upstream finished: %v", err)
+	}
+	close(callerRead)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(first)+string(rest) != `[{"id":1},{"id":2}]` {
+		t.Fatalf("body %q%q, %v", first, rest, err)
+	}
+}
+
+// The request metrics are resolved once per label set and cached;
 // each caller, route and code still gets its own series.
 func TestRequestMetricsKeepTheirSeriesThroughTheCache(t *testing.T) {
 	e := newEnv(t, envOptions{})

@@ -15,9 +15,7 @@ import (
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	st := resp.Request.Context().Value(stateKey{}).(*state)
 	st.upstreamStatus = resp.StatusCode
-	if h.series != nil {
-		h.series.upstreamDuration(st.route).Observe(time.Since(st.start).Seconds())
-	}
+	h.metrics.UpstreamAnswered(st.route, time.Since(st.start))
 	// Only scgate may say that an answer is scgate's own (in any spelling
 	// a client could read as Scgate-*), in the headers or the trailers
 	// (dropScgateTrailers removes those not announced).

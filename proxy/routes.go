@@ -6,7 +6,7 @@ import "strings"
 // sets stay bounded whatever callers send.
 const routeOther = "other"
 
-// playlistActions are the per-playlist action routes of broadcaster-api.md §5.
+// playlistActions are the per-playlist action routes of docs/design.md, The broadcaster API.
 var playlistActions = map[string]string{
 	"add_recording":      "/api/v2/playlists/{id}/add_recording/",
 	"add_tracks":         "/api/v2/playlists/{id}/add_tracks/",
@@ -30,7 +30,7 @@ var topLevel = map[string]string{
 }
 
 // paginatedRoutes answer with the {count,next,previous,results} envelope whose
-// absolute links must be rewritten (broadcaster-api.md §1).
+// absolute links must be rewritten (docs/design.md, The broadcaster API).
 var paginatedRoutes = map[string]bool{
 	"/api/v2/history/":       true,
 	"/api/v2/channels/":      true,

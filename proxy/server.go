@@ -75,10 +75,10 @@ func Listen(h http.Handler, opts ServerOptions) (*Server, error) {
 		Handler:           framingGuard{next: limitConnectionAge(h, maxConnectionAge(opts.MaxConnectionAge))},
 		ConnContext:       chainConnContext(callerConnContext, framingConnContext),
 		TLSConfig:         opts.TLSConfig,
-		ReadHeaderTimeout: orDefault(opts.ReadHeaderTimeout, 10*time.Second),
-		ReadTimeout:       orDefault(opts.ReadTimeout, 2*time.Minute),
-		WriteTimeout:      orDefault(opts.WriteTimeout, 2*time.Minute),
-		IdleTimeout:       orDefault(opts.IdleTimeout, 2*time.Minute),
+		ReadHeaderTimeout: orDefault(opts.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		ReadTimeout:       orDefault(opts.ReadTimeout, DefaultReadTimeout),
+		WriteTimeout:      orDefault(opts.WriteTimeout, DefaultWriteTimeout),
+		IdleTimeout:       orDefault(opts.IdleTimeout, DefaultIdleTimeout),
 		MaxHeaderBytes:    opts.MaxHeaderBytes,
 		// OPTIONS * goes to the handler, which refuses it like any request it
 		// cannot forward faithfully.
@@ -86,7 +86,7 @@ func Listen(h http.Handler, opts ServerOptions) (*Server, error) {
 		ErrorLog:                     log.New(errLog.Writer(), "", 0),
 	}
 	if srv.MaxHeaderBytes <= 0 {
-		srv.MaxHeaderBytes = 64 << 10
+		srv.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
@@ -137,7 +137,7 @@ type LifecycleOptions struct {
 
 // Run serves until ctx is done (SIGTERM), then: OnDrain, ShutdownDelay of
 // normal service, and a drain of in-flight requests up to ShutdownTimeout
-// (design.md §8). It returns the first server error, if any.
+// (docs/design.md, Lifecycle). It returns the first server error, if any.
 func Run(ctx context.Context, o LifecycleOptions) error {
 	logger := o.Logger
 	if logger == nil {
@@ -173,7 +173,7 @@ func Run(ctx context.Context, o LifecycleOptions) error {
 			t.Stop()
 		}
 	}
-	timeout := orDefault(o.ShutdownTimeout, 30*time.Second)
+	timeout := orDefault(o.ShutdownTimeout, DefaultShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for _, s := range o.Gateways {

@@ -7,7 +7,7 @@ import (
 	"github.com/scgate/scgate/proxy/identity"
 )
 
-// stripper is stage 1 of design.md §6: it removes what a caller must not
+// stripper is stage 1 of docs/design.md, Request path (the headers of its Headers section): it removes what a caller must not
 // pass through scgate, in any casing (a map key that is not canonical, as
 // another layer may build, must not slip past).
 type stripper struct {

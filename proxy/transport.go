@@ -42,12 +42,12 @@ type TransportOptions struct {
 // never decompresses (callers get the broadcaster's bytes unchanged) and uses
 // HTTP/2 when the broadcaster offers it.
 func NewTransport(o TransportOptions) *http.Transport {
-	o.DialTimeout = orDefault(o.DialTimeout, 5*time.Second)
-	o.TLSHandshakeTimeout = orDefault(o.TLSHandshakeTimeout, 10*time.Second)
-	o.ResponseHeaderTimeout = orDefault(o.ResponseHeaderTimeout, 30*time.Second)
-	o.IdleConnTimeout = orDefault(o.IdleConnTimeout, 90*time.Second)
+	o.DialTimeout = orDefault(o.DialTimeout, DefaultDialTimeout)
+	o.TLSHandshakeTimeout = orDefault(o.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout)
+	o.ResponseHeaderTimeout = orDefault(o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
+	o.IdleConnTimeout = orDefault(o.IdleConnTimeout, DefaultIdleConnTimeout)
 	if o.MaxIdleConns <= 0 {
-		o.MaxIdleConns = 512
+		o.MaxIdleConns = DefaultMaxIdleConns
 	}
 	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{

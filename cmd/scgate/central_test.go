@@ -23,6 +23,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
+	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
 	"github.com/scgate/scgate/internal/standin"
 	"github.com/scgate/scgate/proxy/tlsconf/acmetest"
 )
@@ -78,19 +80,19 @@ file = "keys.toml"
 [identity]
 static = "svc"
 `, pebble.DirectoryURL, pebble.ServerCAFile, storage, up.URL))
-	c, err := loadConfig(p)
+	c, err := config.Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := newGateway(c, zap.NewNop())
+	g, err := gateway.Build(c, gateway.Options{Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Pebble's validation authority needs the ports scgate bound.
-	pebble.Start(acmetest.Options{HTTPPort: g.challenge.Addr().(*net.TCPAddr).Port, TLSPort: g.server.Addr().(*net.TCPAddr).Port})
+	pebble.Start(acmetest.Options{HTTPPort: g.ChallengeAddr().(*net.TCPAddr).Port, TLSPort: g.Addr().(*net.TCPAddr).Port})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- g.run(ctx, nil) }()
+	go func() { done <- g.Run(ctx, nil) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -98,9 +100,9 @@ static = "svc"
 		}
 	}()
 	deadline := time.Now().Add(60 * time.Second)
-	for g.readiness() != nil {
+	for g.Ready() != nil {
 		if time.Now().After(deadline) {
-			t.Fatalf("not ready in time: %v", g.readiness())
+			t.Fatalf("not ready in time: %v", g.Ready())
 		}
 		select {
 		case err := <-done:
@@ -112,16 +114,16 @@ static = "svc"
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pebble.Roots(), ServerName: "localhost"}, ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	code, body := get(t, client, "https://"+g.server.Addr().String()+"/api/v2/playlists/?server=1")
+	code, body := get(t, client, "https://"+g.Addr().String()+"/api/v2/playlists/?server=1")
 	if code != http.StatusOK {
 		t.Fatalf("through the ACME certificate: %d %s", code, body)
 	}
-	_, metricsText := get(t, http.DefaultClient, "http://"+g.admin.Addr().String()+"/metrics")
+	_, metricsText := get(t, http.DefaultClient, "http://"+g.AdminAddr().String()+"/metrics")
 	if !strings.Contains(metricsText, `scgate_tls_cert_expiry_timestamp_seconds{name="localhost"}`) {
 		t.Errorf("no expiry metric for the ACME certificate:\n%s", grepLines(metricsText, "scgate_tls"))
 	}
 	// The challenge listener answers nothing but challenges.
-	if code, _ := get(t, http.DefaultClient, "http://"+g.challenge.Addr().String()+"/api/v2/history/"); code != http.StatusNotFound {
+	if code, _ := get(t, http.DefaultClient, "http://"+g.ChallengeAddr().String()+"/api/v2/history/"); code != http.StatusNotFound {
 		t.Errorf("challenge listener: %d for a gateway path, want 404", code)
 	}
 }
@@ -179,7 +181,7 @@ jwks_file = %q
 		}
 		return tok
 	}
-	base := "http://" + g.server.Addr().String()
+	base := "http://" + g.Addr().String()
 	for _, tt := range []struct {
 		aud  string
 		want int
@@ -218,7 +220,7 @@ trusted_proxies = ["127.0.0.1"]
 name = "X-Forwarded-Client-Cert"
 trust_domains = ["prod.example"]
 `, up.URL), id))
-	req, _ := http.NewRequest(http.MethodGet, "http://"+g.server.Addr().String()+"/api/v2/playlists/?server=1", nil)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+g.Addr().String()+"/api/v2/playlists/?server=1", nil)
 	req.Header.Set("X-Forwarded-Client-Cert", `By=spiffe://prod.example/ns/radio/sa/scgate;Hash=abc;URI=`+id)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -254,7 +256,7 @@ static = "svc"
 `, up.URL, skip))
 			core, logs := observer.New(zapcore.WarnLevel)
 			g, _ := startGatewayWith(t, p, zap.New(core), nil)
-			code, _ := get(t, http.DefaultClient, "http://"+g.server.Addr().String()+"/api/v2/history/")
+			code, _ := get(t, http.DefaultClient, "http://"+g.Addr().String()+"/api/v2/history/")
 			warned := logs.FilterMessageSnippet("dangerously_skip_tls_verify").Len() == 1
 			if skip && (code != http.StatusOK || !warned) {
 				t.Errorf("skip set: %d, warned %v; want 200 and a warning", code, warned)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,10 +8,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"go.uber.org/zap"
-
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
+	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
 	"github.com/scgate/scgate/keyvault"
-	"github.com/scgate/scgate/proxy/tlsconf"
 )
 
 // cmdCheck validates a config and its vault without binding anything, and
@@ -29,45 +27,29 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if *failOn < 0 {
 		return usageError{"--fail-on-expiry must not be negative"}
 	}
-	if _, err := buildIdentity(context.Background(), cfg.Identity, zap.NewNop(), nil); err != nil {
-		return err
-	}
-	for _, w := range cfg.identityWarnings() {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
-	if err := checkCentral(cfg, stderr); err != nil {
-		return err
-	}
-	permWarnings, err := checkKeyFiles(cfg) // keyperms.go
-	for _, w := range permWarnings {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
-	if err != nil {
-		return err
-	}
-	if cfg.Server.TLS == "files" {
-		if _, err := tlsconf.NewFiles(tlsconf.FilesOptions{CertFile: cfg.Server.CertFile, KeyFile: cfg.Server.KeyFile, PollInterval: -1}); err != nil {
-			return fmt.Errorf("server TLS: %w", err)
-		}
-	}
-	if _, err := newTrust(cfg, zap.NewNop(), false, nil); err != nil {
-		return err
-	}
 	now := time.Now()
-	v, warnings, err := cfg.loadVault(now)
+	// The same Build as scgate run, without listeners or watchers: what it
+	// accepts, run accepts (but for a taken port or an unreachable Redis).
+	g, err := gateway.Build(cfg, gateway.Options{DryRun: true, Now: func() time.Time { return now }})
 	if err != nil {
 		return err
 	}
-	for _, w := range warnings {
+	defer g.Close()
+	for _, w := range g.Warnings() {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if w := cfg.KeyPrefixWarning(); w != "" {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if cfg.Upstream.DangerouslySkipTLSVerify {
+		fmt.Fprintln(stderr, "warning: upstream.dangerously_skip_tls_verify is set: the broadcaster's certificate is not verified")
+	}
+	v := g.Vault()
+	for _, w := range g.VaultWarnings() {
 		fmt.Fprintf(stderr, "warning: %s:%d: %s\n", w.File, w.Line, w.Message)
 	}
-	if w := cfg.hostsWarning(); w != "" {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
-	if err := checkLimits(cfg, v, stderr); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "config %s: ok\nvault %s: ok (%d callers, %d keys)\n\n", cfg.path, cfg.Vault.File, len(v.Callers()), len(v.Keys()))
+	unusedNames(cfg, v, stderr)
+	fmt.Fprintf(stdout, "config %s: ok\nvault %s: ok (%d callers, %d keys)\n\n", cfg.Path(), cfg.Vault.File, len(v.Callers()), len(v.Keys()))
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CALLER\tKEY\tPREFIX\tSTATE\tEXPIRES")
 	for _, caller := range v.Callers() {
@@ -86,6 +68,30 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		return lapsingKeys(v, now, *failOn)
 	}
 	return nil
+}
+
+// unusedNames reports the names in [limits] and [policy] that match nothing
+// in the vault (probably a typo, or a caller not added yet).
+func unusedNames(cfg *config.Config, v *keyvault.Vault, stderr io.Writer) {
+	warn := func(what, name string, key ...string) {
+		fmt.Fprintf(stderr, "warning: %s:%d: %s %q is not in the vault; the setting has no effect until it is\n",
+			cfg.Path(), cfg.Line(key...), what, name)
+	}
+	for _, caller := range config.SortedNames(cfg.Limits.Callers) {
+		if _, ok := v.KeyOf(caller); !ok {
+			warn("caller", caller, "limits", "callers", caller)
+		}
+	}
+	for _, key := range config.SortedNames(cfg.Limits.Keys) {
+		if v.Key(key) == nil {
+			warn("key", key, "limits", "keys", key)
+		}
+	}
+	for _, caller := range config.SortedNames(cfg.Policy.Callers) {
+		if _, ok := v.KeyOf(caller); !ok {
+			warn("caller", caller, "policy", "callers", caller)
+		}
+	}
 }
 
 // lapsingKeys reports every key used by a caller that has no valid version

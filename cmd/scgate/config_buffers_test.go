@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
 	"github.com/scgate/scgate/proxy"
 )
 
@@ -21,14 +22,14 @@ func TestBufferBudgetConfig(t *testing.T) {
 			t.Errorf("%q: exit %d, %s; want %q", c.extra, code, errOut, c.want)
 		}
 	}
-	cfg, err := loadConfig(writeSetup(t, "https://radio.example:1030", "", goodVault))
+	cfg, err := config.Load(writeSetup(t, "https://radio.example:1030", "", goodVault))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Server.MaxBufferedBytes != proxy.DefaultBufferBudget {
 		t.Errorf("default %d, want %d", cfg.Server.MaxBufferedBytes, proxy.DefaultBufferBudget)
 	}
-	cfg, err = loadConfig(writeSetup(t, "https://radio.example:1030", "[server]\nmax_buffered_bytes = 1000\n[rotation]\nreplay_body_bytes = 0\n", goodVault))
+	cfg, err = config.Load(writeSetup(t, "https://radio.example:1030", "[server]\nmax_buffered_bytes = 1000\n[rotation]\nreplay_body_bytes = 0\n", goodVault))
 	if err != nil || cfg.Server.MaxBufferedBytes != 1000 {
 		t.Errorf("a small budget without replay buffers: %v, %d", err, cfg.Server.MaxBufferedBytes)
 	}

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
+	"github.com/scgate/scgate/proxy/policy"
+	"github.com/scgate/scgate/proxy/ratelimit"
 )
 
-// FuzzConfig: parseConfig never panics on any file, decides the same way
+// FuzzConfig: config.Parse never panics on any file, decides the same way
 // twice, names the file in every problem it reports (one per line, each
 // FILE:LINE: or FILE: ...), and a config it accepts has what the gateway
 // needs (an upstream, a vault, an identity order) and builds its limits and
@@ -24,10 +29,10 @@ func FuzzConfig(f *testing.F) {
 		"[identity.jwt]\nissuer = \"https://k\"\naudiences = [\"a\"]\ndiscovery_url = \"https://k/d\"\nleeway = \"5m\"\nmax_stale = \"2h\"\nfetch_wait = \"1s\"\nallowed_jwks_hosts = [\"10.0.0.1:6443\"]\n"))
 	f.Add([]byte("[server\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := parseConfig("fuzz.toml", data)
-		cfg2, err2 := parseConfig("fuzz.toml", data)
+		cfg, err := config.Parse("fuzz.toml", data)
+		cfg2, err2 := config.Parse("fuzz.toml", data)
 		if (err == nil) != (err2 == nil) || (err != nil && err.Error() != err2.Error()) {
-			t.Fatalf("parseConfig is not deterministic: %v / %v", err, err2)
+			t.Fatalf("config.Parse is not deterministic: %v / %v", err, err2)
 		}
 		if err != nil {
 			if cfg != nil {
@@ -40,16 +45,17 @@ func FuzzConfig(f *testing.F) {
 			}
 			return
 		}
-		if !sameConfig(cfg, cfg2) {
+		if len(config.RestartNeeded(cfg, cfg2)) > 0 || !reflect.DeepEqual(cfg.Policy, cfg2.Policy) ||
+			!reflect.DeepEqual(cfg.Limits.RateLimits(), cfg2.Limits.RateLimits()) {
 			t.Fatal("the same file gave two configs")
 		}
 		if cfg.Upstream.URL == "" || cfg.Vault.File == "" || len(cfg.Identity.Order) == 0 {
 			t.Fatalf("accepted without upstream, vault or identity: %+v", cfg)
 		}
-		if _, err := cfg.routePolicy(); err != nil {
+		if _, err := policy.New(cfg.Policy.Options()); err != nil {
 			t.Fatalf("accepted, but the route policy does not build: %v", err)
 		}
-		if _, err := cfg.limitsFor("x", "y"); err != nil {
+		if _, err := ratelimit.New(ratelimit.Options{Limits: cfg.Limits.RateLimits()}); err != nil {
 			t.Fatalf("accepted, but the limits do not build: %v", err)
 		}
 	})

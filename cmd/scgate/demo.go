@@ -12,6 +12,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
+	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
 	"github.com/scgate/scgate/internal/standin"
 	"github.com/scgate/scgate/proxy"
 )
@@ -154,29 +156,30 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
 	// Unbuffered: someone trying the demo wants each access line at once.
-	logger, _, err := newLogger(cfg.Log, stderr, 0)
+	logger, _, err := gateway.NewLogger(cfg.Log, stderr, 0)
 	if err != nil {
 		return err
 	}
-	g, err := newGateway(cfg, logger)
+	v, commit := buildVersion()
+	g, err := gateway.Build(cfg, gateway.Options{Logger: logger, Version: v, Revision: commit})
 	if err != nil {
 		return fmt.Errorf("%w (is another demo running? use --listen and --admin to pick other ports)", err)
 	}
 	gwDone := make(chan error, 1)
-	go func() { gwDone <- g.run(ctx, nil) }()
+	go func() { gwDone <- g.Run(ctx, nil) }()
 
-	base := "http://" + g.server.Addr().String()
+	base := "http://" + g.Addr().String()
 	if *selftest {
 		err := runSelftest(ctx, stdout, tour{base: base, standin: si, gw: g, vaultPath: vaultPath})
 		cancel()
 		return errors.Join(err, <-gwDone)
 	}
-	printDemoHelp(stdout, base, "http://"+g.admin.Addr().String(), vaultPath)
+	printDemoHelp(stdout, base, "http://"+g.AdminAddr().String(), vaultPath)
 	err = <-gwDone
 	logger.Info("demo stopped", zap.Error(err))
 	return err

@@ -37,7 +37,7 @@ func TestLoopbackGatewayAnswersOnlyItsOwnHost(t *testing.T) {
 	}
 	t.Run("loopback default", func(t *testing.T) {
 		g, _ := startGateway(t, "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_delay = \"0s\"\n"+base)
-		addr := g.server.Addr().String()
+		addr := g.Addr().String()
 		_, port, _ := net.SplitHostPort(addr)
 		for host, want := range map[string]int{
 			addr: 200, "localhost:" + port: 200, "attacker.example:" + port: 421, "attacker.example": 421,
@@ -52,7 +52,7 @@ func TestLoopbackGatewayAnswersOnlyItsOwnHost(t *testing.T) {
 	})
 	t.Run("server.hosts", func(t *testing.T) {
 		g, _ := startGateway(t, "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_delay = \"0s\"\nhosts = [\"scgate.internal\"]\n"+base)
-		addr := g.server.Addr().String()
+		addr := g.Addr().String()
 		if got := ask(t, addr, "scgate.internal", ""); got != 200 {
 			t.Errorf("a listed host: %d", got)
 		}

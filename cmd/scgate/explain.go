@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scgate/scgate/proxy/policy"
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
+	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
 	"github.com/scgate/scgate/proxy/ratelimit"
 )
 
@@ -19,7 +21,7 @@ type explanation struct {
 	Caller  string `json:"caller"`
 	Method  string `json:"method"`
 	Path    string `json:"path"`
-	Verdict string `json:"verdict"` // "forwarded", or the gateway error code
+	Verdict string `json:"verdict"` // "forwarded", or the gateway error code (proxy.Code...)
 	Status  int    `json:"status"`  // the status the caller would get from scgate; 0 when forwarded
 	Reason  string `json:"reason,omitempty"`
 
@@ -76,65 +78,41 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	} else {
 		printExplanation(stdout, e)
 	}
-	if e.Verdict != "forwarded" {
+	if e.Verdict != verdictForwarded {
 		return errExplainedRefusal
 	}
 	return nil
 }
 
+// verdictForwarded is the verdict of a request the gateway would forward.
+const verdictForwarded = "forwarded"
+
 // errExplainedRefusal makes explain exit 1 once the refusal has been printed.
 var errExplainedRefusal = errors.New("the request would be refused (see above)")
 
-// explain walks the gateway's stages in their order (design.md §1): path,
-// vault membership, route policy, limits, key version.
-func explain(cfg *Config, caller, method, rawPath string, now time.Time) (*explanation, error) {
-	e := &explanation{Caller: caller, Method: method, Path: rawPath, Verdict: "forwarded"}
-	refuse := func(code string, status int, reason string) *explanation {
-		e.Verdict, e.Status, e.Reason = code, status, reason
-		return e
-	}
-	v, _, err := cfg.loadVault(now)
+// explain asks the gateway's own decision (proxy.Handler.Explain, the
+// function ServeHTTP runs: path, identity, vault, route rule, limits, key
+// version) of a gateway built as scgate run builds it, without listeners.
+func explain(cfg *config.Config, caller, method, rawPath string, now time.Time) (*explanation, error) {
+	g, err := gateway.Build(cfg, gateway.Options{DryRun: true, Now: func() time.Time { return now }})
 	if err != nil {
 		return nil, err
 	}
-	pol, err := cfg.routePolicy()
-	if err != nil {
-		return nil, err
+	defer g.Close()
+	d := g.Handler().Explain(context.Background(), caller, method, rawPath)
+	e := &explanation{Caller: caller, Method: method, Path: rawPath, Verdict: verdictForwarded, Key: d.Key, RuleSet: d.Route.Set}
+	if d.Route.Rule != nil {
+		e.Rule = d.Route.Rule.String()
 	}
-	escaped, _, _ := strings.Cut(rawPath, "?")
-	if _, err := policy.Normalize(escaped); err != nil {
-		var pe *policy.PathError
-		if errors.As(err, &pe) {
-			return refuse("bad_request", 400, pe.Reason), nil
-		}
-		return nil, err
+	if d.Key != "" {
+		e.Limits = describeLimits(g.Limits(caller, d.Key), len(g.Vault().CallersOf(d.Key)))
 	}
-	k, ok := v.KeyOf(caller)
-	if !ok {
-		return refuse("forbidden", 403, "the caller has no key in the vault ([callers] does not name it)"), nil
+	if d.Code != "" {
+		e.Verdict, e.Status, e.Reason = d.Code, d.Status, d.Message
+		return e, nil
 	}
-	e.Key = k.Name
-	d, err := pol.Explain(caller, method, escaped)
-	if err != nil {
-		return nil, err
-	}
-	e.RuleSet = d.Set
-	if d.Rule != nil {
-		e.Rule = d.Rule.String()
-	}
-	limits, err := cfg.limitsFor(caller, k.Name)
-	if err != nil {
-		return nil, err
-	}
-	e.Limits = describeLimits(limits, len(v.CallersOf(k.Name)))
-	if !d.Allowed {
-		return refuse("forbidden", 403, "the route is not in rule set "+strconv.Quote(d.Set)), nil
-	}
-	ver := k.Pick(now, nil)
-	if ver == nil {
-		return refuse("no_valid_key", 503, "key "+strconv.Quote(k.Name)+" has no version valid now"), nil
-	}
-	e.KeyPrefix, e.KeyState, e.Expires = ver.Secret.Prefix(), string(k.State(ver, now)), expiry(ver.Expires)
+	k := g.Vault().Key(d.Key)
+	e.KeyPrefix, e.KeyState, e.Expires = d.Version.Secret.Prefix(), string(k.State(d.Version, now)), expiry(d.Version.Expires)
 	return e, nil
 }
 
@@ -174,7 +152,7 @@ func printExplanation(w io.Writer, e *explanation) {
 	if e.KeyPrefix != "" {
 		fmt.Fprintf(w, "key       version %s (%s, expires %s)\n", e.KeyPrefix, e.KeyState, e.Expires)
 	}
-	if e.Verdict == "forwarded" {
+	if e.Verdict == verdictForwarded {
 		fmt.Fprintf(w, "verdict   forwarded with SC-API-KEY of key %q, prefix %s\n", e.Key, e.KeyPrefix)
 		return
 	}

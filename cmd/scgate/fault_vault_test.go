@@ -20,6 +20,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
+	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
 	"github.com/scgate/scgate/internal/standin"
 	"github.com/scgate/scgate/keyvault"
 )
@@ -74,22 +76,22 @@ func TestFaultVaultBrokenUnderLoad(t *testing.T) {
 	p := writeSetup(t, up.URL, "poll_interval = \"100ms\"\n[server]\nlisten = \"127.0.0.1:0\"\nshutdown_delay = \"0s\"\n"+
 		"[admin]\nlisten = \"127.0.0.1:0\"\n", faultVault(faultKey1))
 	vaultPath := filepath.Join(filepath.Dir(p), "keys.toml")
-	c, err := loadConfig(p)
+	c, err := config.Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zapcore.InfoLevel)
-	g, err := newGateway(c, zap.New(core))
+	g, err := gateway.Build(c, gateway.Options{Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- g.run(ctx, nil) }()
+	go func() { done <- g.Run(ctx, nil) }()
 	defer func() { cancel(); <-done }()
-	waitUntil(t, "readiness", func() bool { return g.readiness() == nil })
-	base := "http://" + g.server.Addr().String()
-	admin := "http://" + g.admin.Addr().String()
+	waitUntil(t, "readiness", func() bool { return g.Ready() == nil })
+	base := "http://" + g.Addr().String()
+	admin := "http://" + g.AdminAddr().String()
 
 	var ok, failed atomic.Int64
 	var firstFailure atomic.Value

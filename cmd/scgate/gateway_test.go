@@ -20,6 +20,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
+	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
 	"github.com/scgate/scgate/internal/standin"
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/proxy/tlsconf/tlstest"
@@ -29,12 +31,12 @@ const testKey = "TestKey1.FAKEfakeFAKEfakeFAKEfakeFAKEfake"
 
 // startGateway runs a gateway built from cfg (the vault is goodVault) and
 // returns it with a function that stops it (like SIGTERM) and waits.
-func startGateway(t *testing.T, cfg string) (*gateway, func() error) {
+func startGateway(t *testing.T, cfg string) (*gateway.Gateway, func() error) {
 	t.Helper()
 	return startGatewayFrom(t, writeConfig(t, cfg))
 }
 
-func startGatewayFrom(t *testing.T, path string) (*gateway, func() error) {
+func startGatewayFrom(t *testing.T, path string) (*gateway.Gateway, func() error) {
 	t.Helper()
 	return startGatewayWith(t, path, zap.NewNop(), nil)
 }
@@ -42,20 +44,20 @@ func startGatewayFrom(t *testing.T, path string) (*gateway, func() error) {
 // startGatewayWith runs the gateway of the config at path with logger, and
 // hup as its SIGHUP channel (nil: none), until the test ends or stop is
 // called (like SIGTERM).
-func startGatewayWith(t *testing.T, path string, logger *zap.Logger, hup <-chan os.Signal) (*gateway, func() error) {
+func startGatewayWith(t *testing.T, path string, logger *zap.Logger, hup <-chan os.Signal) (*gateway.Gateway, func() error) {
 	t.Helper()
-	c, err := loadConfig(path)
+	c, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := newGateway(c, logger)
+	g, err := gateway.Build(c, gateway.Options{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- g.run(ctx, hup) }()
-	waitUntil(t, "readiness", func() bool { return g.readiness() == nil })
+	go func() { done <- g.Run(ctx, hup) }()
+	waitUntil(t, "readiness", func() bool { return g.Ready() == nil })
 	stopped := false
 	stop := func() error {
 		if stopped {
@@ -116,8 +118,8 @@ file = "keys.toml"
 [identity]
 static = "svc"
 `, up.URL))
-	base := "http://" + g.server.Addr().String()
-	admin := "http://" + g.admin.Addr().String()
+	base := "http://" + g.Addr().String()
+	admin := "http://" + g.AdminAddr().String()
 	if code, _ := get(t, http.DefaultClient, admin+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz %d before shutdown", code)
 	}
@@ -195,7 +197,7 @@ trust_domains = ["prod.example"]
 		t.Fatal(err)
 	}
 	g, _ := startGatewayFrom(t, p)
-	base := "https://" + g.server.Addr().String()
+	base := "https://" + g.Addr().String()
 
 	clientWith := func(cert tls.Certificate) *http.Client {
 		return &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{
@@ -258,7 +260,7 @@ static = "svc"
 	hup := make(chan os.Signal, 1)
 	g, _ := startGatewayWith(t, p, zap.New(core), hup)
 
-	req, _ := http.NewRequest("GET", "http://"+g.server.Addr().String()+"/api/v2/history/", nil)
+	req, _ := http.NewRequest("GET", "http://"+g.Addr().String()+"/api/v2/history/", nil)
 	req.Header.Set("X-Big", strings.Repeat("x", 8192))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -279,4 +281,10 @@ static = "svc"
 		return logs.FilterMessageSnippet("restart scgate").Len() == 1 &&
 			logs.FilterMessage("SIGHUP: reloading").Len() == 1
 	})
+	// The line names the setting, from the config schema (not a list kept
+	// by hand), and only it.
+	line := logs.FilterMessageSnippet("restart scgate").All()[0]
+	if got := fmt.Sprint(line.ContextMap()["settings"]); got != "[server.max_header_bytes]" {
+		t.Fatalf("restart needed for %s, want [server.max_header_bytes]", got)
+	}
 }

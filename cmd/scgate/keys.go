@@ -14,7 +14,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
 	"github.com/scgate/scgate/keyvault"
+	"github.com/scgate/scgate/proxy"
 )
 
 // keyRow is one key version as `scgate keys` shows it. It holds the prefix,
@@ -73,7 +75,7 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	now := time.Now()
-	v, _, err := cfg.loadVault(now)
+	v, _, err := gateway.LoadVault(cfg, func() time.Time { return now })
 	if err != nil {
 		return err
 	}
@@ -121,7 +123,7 @@ func bound(t *time.Time, none string) string {
 }
 
 // defaultVerifyPath is a cheap GET that needs a key on the current
-// Streaming.Center docs (broadcaster-api.md §5).
+// Streaming.Center docs (docs/design.md, The broadcaster API).
 const defaultVerifyPath = "/api/v2/playlists/?server=1"
 
 // cmdKeysVerify asks the broadcaster, with each key version in turn, for a
@@ -142,14 +144,15 @@ func cmdKeysVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	now := time.Now()
-	v, _, err := cfg.loadVault(now)
+	v, _, err := gateway.LoadVault(cfg, func() time.Time { return now })
 	if err != nil {
 		return err
 	}
-	transport, err := upstreamTransport(cfg.Upstream)
+	to, err := cfg.TransportOptions()
 	if err != nil {
 		return err
 	}
+	transport := proxy.NewTransport(to)
 	defer transport.CloseIdleConnections()
 	ask := func(key string) (int, error) {
 		rctx, cancel := context.WithTimeout(ctx, *timeout)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
 	"github.com/scgate/scgate/internal/standin"
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/proxy"
@@ -249,27 +250,27 @@ func TestRotationConfigErrors(t *testing.T) {
 			t.Errorf("%q: exit %d, %s; want %q", c.extra, code, errOut, c.want)
 		}
 	}
-	cfg, err := loadConfig(writeSetup(t, "https://radio.example:1030", "[rotation]\nreplay_body_bytes = 0\n", goodVault))
+	cfg, err := config.Load(writeSetup(t, "https://radio.example:1030", "[rotation]\nreplay_body_bytes = 0\n", goodVault))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rc := cfg.Rotation.rejectionCheck(); rc.Canary != (proxy.Canary{}) || rc.BodyMatch != "" {
+	if rc := cfg.Rotation.RejectionCheck(); rc.Canary != (proxy.Canary{}) || rc.BodyMatch != "" {
 		t.Errorf("the default rejection check is %+v, want the proxy's defaults", rc)
 	}
-	cfg, err = loadConfig(writeSetup(t, "https://radio.example:1030",
+	cfg, err = config.Load(writeSetup(t, "https://radio.example:1030",
 		"[rotation]\nrejection_canary = \"HEAD /api/v2/playlists/1/\"\nrejection_body_match = \"Invalid API key.\"\n", goodVault))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rc := cfg.Rotation.rejectionCheck(); rc.Canary != (proxy.Canary{Method: "HEAD", Path: "/api/v2/playlists/1/"}) || rc.BodyMatch != "Invalid API key." {
+	if rc := cfg.Rotation.RejectionCheck(); rc.Canary != (proxy.Canary{Method: "HEAD", Path: "/api/v2/playlists/1/"}) || rc.BodyMatch != "Invalid API key." {
 		t.Errorf("rejection check %+v", rc)
 	}
-	cfg, err = loadConfig(writeSetup(t, "https://radio.example:1030", "[rotation]\nreplay_body_bytes = 0\n", goodVault))
+	cfg, err = config.Load(writeSetup(t, "https://radio.example:1030", "[rotation]\nreplay_body_bytes = 0\n", goodVault))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Rotation.RejectionCooldown.Duration != keyvault.DefaultCoolDown || cfg.Rotation.replayBodyBytes() != -1 ||
+	if cfg.Rotation.RejectionCooldown.Duration != keyvault.DefaultCoolDown || cfg.Rotation.ReplayBody() != -1 ||
 		cfg.Rotation.ExpiryWarnBefore.Duration != 14*24*time.Hour {
-		t.Errorf("defaults: %+v, replay %d", cfg.Rotation, cfg.Rotation.replayBodyBytes())
+		t.Errorf("defaults: %+v, replay %d", cfg.Rotation, cfg.Rotation.ReplayBody())
 	}
 }

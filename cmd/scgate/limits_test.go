@@ -19,6 +19,9 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
+	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
+	"github.com/scgate/scgate/proxy/ratelimit"
 	"github.com/scgate/scgate/proxy/ratelimit/redistest"
 )
 
@@ -84,11 +87,11 @@ ro = ["GET /api/v2/**"]
 [policy.callers]
 "nobody" = "ro"
 `)
-	cfg, err := loadConfig(p)
+	cfg, err := config.Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lim := cfg.rateLimits()
+	lim := cfg.Limits.RateLimits()
 	svc := lim.ForCaller("svc")
 	if svc.Rate != 2 || svc.Burst != 0 || svc.Concurrency != 3 || svc.Mode.String() != "wait" || svc.MaxWait != 2*time.Second {
 		t.Fatalf("svc: %+v: the override must set the rate (with its own burst) and inherit the rest", svc)
@@ -97,9 +100,14 @@ ro = ["GET /api/v2/**"]
 		t.Fatalf("key k: %+v", k)
 	}
 	// What scgate explain shows: the limits as applied, default burst filled in.
-	a, err := cfg.limitsFor("svc", "k")
-	if err != nil || a.Caller.Burst != 2 || a.Key.Burst != 7 || a.Backend != "local" {
-		t.Fatalf("limitsFor: %+v, %v", a, err)
+	applied, err := ratelimit.New(ratelimit.Options{Limits: lim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := applied.For("svc", "k")
+	a.Backend = cfg.Limits.Backend
+	if a.Caller.Burst != 2 || a.Key.Burst != 7 || a.Backend != "local" {
+		t.Fatalf("applied: %+v", a)
 	}
 	code, out, errOut := run(t, "check", "--config", p)
 	if code != 0 {
@@ -138,7 +146,7 @@ burst = 2
 	p := writeConfig(t, cfgText)
 	hup := make(chan os.Signal, 1)
 	g, _ := startGatewayWith(t, p, zap.New(core), hup)
-	base := "http://" + g.server.Addr().String()
+	base := "http://" + g.Addr().String()
 	for i, want := range []int{200, 200, 429} {
 		if code, body := get(t, http.DefaultClient, base+"/api/v2/history/"); code != want {
 			t.Fatalf("request %d: %d, want %d: %s", i+1, code, want, body)
@@ -209,7 +217,7 @@ key_prefix = "twogw:"
 `, up.URL, rate, burst, srv.Addr)
 	g1, _ := startGateway(t, cfg)
 	g2, _ := startGateway(t, cfg)
-	gws := []*gateway{g1, g2}
+	gws := []*gateway.Gateway{g1, g2}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	defer client.CloseIdleConnections()
 
@@ -224,7 +232,7 @@ key_prefix = "twogw:"
 		stop := start.Add(d)
 		var wg sync.WaitGroup
 		for i, g := range gws {
-			url := "http://" + g.server.Addr().String() + "/api/v2/history/"
+			url := "http://" + g.Addr().String() + "/api/v2/history/"
 			for range 2 {
 				wg.Go(func() {
 					for time.Now().Before(stop) {
@@ -263,7 +271,7 @@ key_prefix = "twogw:"
 			t.Fatalf("%s: %d admitted, want %.0f ±10%% (twice the rate would be %.0f)", phase, ok, want, 2*want)
 		}
 	}
-	backendUp := func(g *gateway) float64 { return testutil.ToFloat64(g.metrics.RateLimitBackend) }
+	backendUp := func(g *gateway.Gateway) float64 { return testutil.ToFloat64(g.Metrics().RateLimitBackend) }
 
 	checkShared("shared")
 

@@ -8,13 +8,16 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
+	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
 )
 
 // Issue 6: access-log lines are written in batches, everything else at once;
 // stopping the logger writes what is pending, and every line stays whole.
 func TestAccessLogIsBatchedOtherLinesAreNot(t *testing.T) {
 	var out bytes.Buffer
-	logger, stop, err := newLogger(LogConfig{Level: "info", Format: "json"}, &out, time.Hour)
+	logger, stop, err := gateway.NewLogger(config.Log{Level: "info", Format: "json"}, &out, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +44,7 @@ func TestAccessLogIsBatchedOtherLinesAreNot(t *testing.T) {
 
 func TestUnbufferedLoggerWritesAccessLinesAtOnce(t *testing.T) {
 	var out bytes.Buffer
-	logger, stop, err := newLogger(LogConfig{Level: "info", Format: "console"}, &out, 0)
+	logger, stop, err := gateway.NewLogger(config.Log{Level: "info", Format: "console"}, &out, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

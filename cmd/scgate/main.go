@@ -12,11 +12,12 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"runtime/pprof"
 	"syscall"
+
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
 )
 
-// Exit codes (design.md §3).
+// Exit codes (docs/design.md, CLI).
 const (
 	exitOK      = 0
 	exitInvalid = 1
@@ -134,15 +135,9 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// parseConfigArgs parses a subcommand whose only flag is --config (default
-// $SCGATE_CONFIG) and loads that config.
-func parseConfigArgs(name string, args []string, stderr io.Writer) (*Config, error) {
-	return parseConfigFlags(newFlags(name, stderr), args)
-}
-
 // parseConfigFlags adds --config to fs (whose other flags are already
 // defined), parses args and loads the config.
-func parseConfigFlags(fs *flag.FlagSet, args []string) (*Config, error) {
+func parseConfigFlags(fs *flag.FlagSet, args []string) (*config.Config, error) {
 	path := fs.String("config", os.Getenv("SCGATE_CONFIG"), "config file (default $SCGATE_CONFIG)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
@@ -150,65 +145,22 @@ func parseConfigFlags(fs *flag.FlagSet, args []string) (*Config, error) {
 	if *path == "" {
 		return nil, usageError{"--config FILE is required"}
 	}
-	return loadConfig(*path)
-}
-
-func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlags("run", stderr)
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for the bench and default.pgo)")
-	cfg, err := parseConfigFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if *cpuProfile != "" {
-		stop, err := startCPUProfile(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
-	logger, stopLogs, err := newLogger(cfg.Log, stderr, accessLogFlush)
-	if err != nil {
-		return err
-	}
-	defer stopLogs()
-	defer func() { _ = logger.Sync() }()
-	warnings, err := checkKeyFiles(cfg) // keyperms.go
-	for _, w := range warnings {
-		logger.Warn(w)
-	}
-	if err != nil {
-		return err
-	}
-	g, err := newGateway(cfg, logger)
-	if err != nil {
-		return err
-	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	return g.run(ctx, hup)
-}
-
-// startCPUProfile profiles the process until the returned function is
-// called (at shutdown).
-func startCPUProfile(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
-	}
-	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
+	return config.Load(*path)
 }
 
 // versionString reports the version stamped with -ldflags, else the module
 // version the go command recorded (go install ...@v1.2.3), and the VCS
 // revision from the build info ("+dirty" for a modified tree).
 func versionString() string {
-	v, commit := version, "unknown"
+	v, commit := buildVersion()
+	return fmt.Sprintf("scgate %s (commit %s, %s %s/%s)", v, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// buildVersion is the version (-ldflags, else the module's) and the VCS
+// commit ("+dirty" when the tree had changes, "unknown" when not known) of
+// this binary: what `scgate version` prints and scgate_build_info carries.
+func buildVersion() (v, commit string) {
+	v, commit = version, "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			v = bi.Main.Version
@@ -226,5 +178,5 @@ func versionString() string {
 			commit += "+dirty"
 		}
 	}
-	return fmt.Sprintf("scgate %s (commit %s, %s %s/%s)", v, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return v, commit
 }

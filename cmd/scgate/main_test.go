@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
 	"github.com/scgate/scgate/proxy/tlsconf/acmetest"
 )
 
@@ -141,7 +142,7 @@ func TestConfigErrorsNameFileLineAndFix(t *testing.T) {
 func TestRelativePathsResolveAgainstTheConfigFolder(t *testing.T) {
 	p := writeConfig(t, "[upstream]\nurl = \"https://radio.example:1030\"\n[vault]\nfile = \"keys.toml\"\n[identity]\nstatic = \"svc\"\n")
 	t.Chdir(t.TempDir()) // anywhere but the config's folder
-	cfg, err := loadConfig(p)
+	cfg, err := config.Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestRelativePathsResolveAgainstTheConfigFolder(t *testing.T) {
 
 func TestExplicitZeroDurationIsKept(t *testing.T) {
 	p := writeConfig(t, "[server]\nshutdown_delay = \"0s\"\n[upstream]\nurl = \"https://radio.example:1030\"\n[vault]\nfile = \"keys.toml\"\n[identity]\nstatic = \"svc\"\n")
-	cfg, err := loadConfig(p)
+	cfg, err := config.Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,9 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
+	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
 	"github.com/scgate/scgate/internal/standin"
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/proxy"
+	"github.com/scgate/scgate/proxy/identity"
 )
 
 // Distinctive fake keys for TestNoSecretAnywhere. Each must show up only in
@@ -238,24 +241,24 @@ level = "debug"
 `, upSrv.URL))
 
 	// The gateway as cmdRun builds it, logging JSON at debug level.
-	cfg, err := loadConfig(cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
 	// No access-log batching: every line is in logs as soon as it is written.
-	logger, stopLogs, err := newLogger(cfg.Log, logs, 0)
+	logger, stopLogs, err := gateway.NewLogger(cfg.Log, logs, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stopLogs)
-	g, err := newGateway(cfg, logger)
+	g, err := gateway.Build(cfg, gateway.Options{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- g.run(ctx, nil) }()
+	go func() { done <- g.Run(ctx, nil) }()
 	stopped := false
 	stop := func() error {
 		if stopped {
@@ -266,9 +269,9 @@ level = "debug"
 		return <-done
 	}
 	defer func() { _ = stop() }()
-	waitUntil(t, "readiness", func() bool { return g.readiness() == nil })
-	base := "http://" + g.server.Addr().String()
-	admin := "http://" + g.admin.Addr().String()
+	waitUntil(t, "readiness", func() bool { return g.Ready() == nil })
+	base := "http://" + g.Addr().String()
+	admin := "http://" + g.AdminAddr().String()
 
 	var seen strings.Builder // everything a caller or operator got to see
 	call := func(ip, method, path string, body io.Reader, hdr http.Header, want int) {
@@ -317,12 +320,12 @@ level = "debug"
 	// second handler on the same vault, metrics and logger whose transport
 	// panics while it holds the keyed request.
 	upURL, _ := url.Parse(upSrv.URL)
-	resolver, err := buildIdentity(ctx, cfg.Identity, logger, nil)
+	resolver, err := identity.NewCIDR(cfg.Identity.CIDROptions(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ph, err := proxy.New(proxy.Options{Upstream: upURL, Transport: panicTransport{}, Identity: resolver, Vault: g.vault,
-		Metrics: g.metrics, Logger: logger.Named("access")})
+	ph, err := proxy.New(proxy.Options{Upstream: upURL, Transport: panicTransport{}, Identity: resolver, Vault: staticVault{g.Vault()},
+		Metrics: g.Metrics(), Logger: logger.Named("access")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,3 +478,8 @@ func TestAttackKeysVerifyDoesNotFollowRedirects(t *testing.T) {
 		t.Fatalf("keys verify printed %v", l)
 	}
 }
+
+// staticVault serves one vault snapshot.
+type staticVault struct{ v *keyvault.Vault }
+
+func (s staticVault) Current() *keyvault.Vault { return s.v }

@@ -1,19 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/proxy/ratelimit"
 	"github.com/scgate/scgate/proxy/ratelimit/redistest"
 )
 
-func fleetConfig(t *testing.T, upstream, redisAddr, prefix string) *Config {
+func fleetConfig(t *testing.T, upstream, redisAddr, prefix string) *config.Config {
 	t.Helper()
 	src := fmt.Sprintf(`
 [upstream]
@@ -31,16 +31,16 @@ address = %q
 timeout = "2s"
 fallback_share = 0.5
 %s`, upstream, redisAddr, prefix)
-	cfg, err := parseConfig("config.toml", []byte(src))
+	cfg, err := config.Parse("config.toml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cfg
 }
 
-func fleetLimiter(t *testing.T, cfg *Config) *ratelimit.Limiter {
+func fleetLimiter(t *testing.T, cfg *config.Config) *ratelimit.Limiter {
 	t.Helper()
-	o, err := cfg.redisOptions()
+	o, err := cfg.RedisOptions()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func fleetLimiter(t *testing.T, cfg *Config) *ratelimit.Limiter {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rb.Close() })
-	l, err := ratelimit.New(ratelimit.Options{Limits: cfg.rateLimits(), Backend: rb})
+	l, err := ratelimit.New(ratelimit.Options{Limits: cfg.Limits.RateLimits(), Backend: rb})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,16 +92,16 @@ func TestCheckWarnsOnDefaultKeyPrefix(t *testing.T) {
 		warn   bool
 	}{{"", true}, {`key_prefix = "fleet-a:"`, false}} {
 		cfg := fleetConfig(t, "https://radio.example:1030", srv.Addr, tc.prefix)
-		var stderr bytes.Buffer
-		if err := checkLimits(cfg, parseTestVault(t), &stderr); err != nil {
-			t.Fatal(err)
-		}
-		if got := strings.Contains(stderr.String(), "key_prefix is not set"); got != tc.warn {
-			t.Errorf("%q: warning %v, want %v:\n%s", tc.prefix, got, tc.warn, stderr.String())
+		// What scgate check prints as a warning.
+		w := cfg.KeyPrefixWarning()
+		if got := strings.Contains(w, "key_prefix is not set"); got != tc.warn {
+			t.Errorf("%q: warning %v, want %v: %s", tc.prefix, got, tc.warn, w)
 		}
 	}
-	if a, b := defaultKeyPrefix("https://radio-a.example:1030"), defaultKeyPrefix("https://RADIO-A.example:1030/"); a != b {
-		t.Errorf("one origin, two prefixes: %q and %q", a, b)
+	a := fleetConfig(t, "https://radio-a.example:1030", srv.Addr, "")
+	b := fleetConfig(t, "https://RADIO-A.example:1030/", srv.Addr, "")
+	if a.KeyPrefix() != b.KeyPrefix() {
+		t.Errorf("one origin, two prefixes: %q and %q", a.KeyPrefix(), b.KeyPrefix())
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
 	"github.com/scgate/scgate/internal/standin"
 	"github.com/scgate/scgate/keyvault"
 )
@@ -21,7 +22,7 @@ import (
 type tour struct {
 	base      string
 	standin   *standin.Server
-	gw        *gateway
+	gw        *gateway.Gateway
 	vaultPath string
 }
 
@@ -211,7 +212,7 @@ func stepRotate(ctx context.Context, t tour) error {
 	}
 	want := keyvault.Prefix(demoKeyRotated)
 	for {
-		v, err := t.gw.vault.Current().Select("playlist-sync", time.Now())
+		v, err := t.gw.Vault().Select("playlist-sync", time.Now())
 		if err == nil && v.Secret.Prefix() == want {
 			break
 		}

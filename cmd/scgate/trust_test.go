@@ -56,7 +56,7 @@ file = "keys.toml"
 		t.Fatal(err)
 	}
 	g, _ := startGatewayFrom(t, p)
-	base := "https://" + g.server.Addr().String() + "/api/v2/playlists/?server=1"
+	base := "https://" + g.Addr().String() + "/api/v2/playlists/?server=1"
 	clientWith := func(ca *tlstest.CA) *http.Client {
 		cert, _, _ := ca.Issue(t, tlstest.LeafOptions{URIs: []string{prodID}, Client: true})
 		tr := &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: serverCA.Pool(), Certificates: []tls.Certificate{cert}}}

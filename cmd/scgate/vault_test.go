@@ -14,6 +14,8 @@ import (
 	"filippo.io/age"
 	"go.uber.org/zap"
 
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
+	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
 	"github.com/scgate/scgate/internal/standin"
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/keyvault/vaulttest"
@@ -117,14 +119,13 @@ func TestEncryptedVaultCheckAndStart(t *testing.T) {
 	if code != exitInvalid || !strings.Contains(errOut, "encrypted to other recipients") {
 		t.Fatalf("check with the wrong identity: exit %d: %s", code, errOut)
 	}
-	cfg, err := loadConfig(p)
+	cfg, err := config.Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g, err := newGateway(cfg, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "encrypted to other recipients") {
+	if g, err := gateway.Build(cfg, gateway.Options{Logger: zap.NewNop()}); err == nil || !strings.Contains(err.Error(), "encrypted to other recipients") {
 		if g != nil {
-			_ = g.server.Close()
-			_ = g.admin.Close()
+			g.Close()
 		}
 		t.Fatalf("the gateway started with the wrong identity: %v", err)
 	}
@@ -156,7 +157,7 @@ func TestEncryptedVaultRotatesThroughTheGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	g, _ := startGatewayFrom(t, p)
-	base := "http://" + g.server.Addr().String()
+	base := "http://" + g.Addr().String()
 	lastKey := func() string {
 		if code, body := get(t, http.DefaultClient, base+"/api/v2/playlists/"); code != http.StatusOK {
 			t.Fatalf("status %d: %s", code, body)
@@ -177,13 +178,13 @@ func TestEncryptedVaultRotatesThroughTheGateway(t *testing.T) {
 
 	vaulttest.WriteEncrypted(t, vaultPath, goodVault, other.Recipient(), true)
 	waitUntil(t, "the refused reload to be counted", func() bool {
-		_, body := get(t, http.DefaultClient, "http://"+g.admin.Addr().String()+"/metrics")
+		_, body := get(t, http.DefaultClient, "http://"+g.AdminAddr().String()+"/metrics")
 		return strings.Contains(body, `scgate_vault_reloads_total{result="error"} 1`)
 	})
 	if got := lastKey(); got != keyvault.Prefix(keyGood) {
 		t.Fatalf("after a vault encrypted to someone else: served with %s", got)
 	}
-	if !slices.Contains(g.vault.Current().Callers(), "svc") {
+	if !slices.Contains(g.Vault().Callers(), "svc") {
 		t.Fatal("the vault in service changed")
 	}
 }

@@ -44,9 +44,10 @@ func BenchmarkHistoryGET(b *testing.B) {
 	}
 }
 
-// FuzzServeHTTP feeds arbitrary paths, queries, keys and bodies to the handler: whatever comes
+// FuzzStandinServeHTTP feeds arbitrary paths, queries, keys and bodies to the stand-in broadcaster
+// (not the gateway: proxy's FuzzGatewayForwardsWhatWasMatched and friends fuzz that): whatever comes
 // in, the answer is JSON with a status the stand-in is meant to give, and no key is recorded.
-func FuzzServeHTTP(f *testing.F) {
+func FuzzStandinServeHTTP(f *testing.F) {
 	f.Add("GET", "/api/v2/history/", "limit=1&offset=0&server=1", "", "")
 	f.Add("GET", "/api/v2/playlists/12/", "", testKey, "")
 	f.Add("POST", "/api/v2/playlists/", "", testKey, `{"name": "x", "server": 1}`)

@@ -1,5 +1,5 @@
 // Package standin is an in-memory stand-in for the Streaming.Center broadcaster API (api/v2),
-// faithful to ../shared/broadcaster-api.md. scgate's demo, tests and benchmarks put it behind the
+// faithful to the API docs/design.md describes (The broadcaster API). scgate's demo, tests and benchmarks put it behind the
 // gateway so they can see what the upstream received (which key prefixes, which headers) and
 // exercise the key rules without a real control panel.
 //

@@ -2,8 +2,10 @@ package ratelimit
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -328,44 +330,41 @@ func TestConcurrencyCapWaitMode(t *testing.T) {
 	l := newLimiter(t, newClock(), Limits{Caller: CallerLimits{Concurrency: 1, Mode: Wait, MaxWait: time.Minute}})
 	ctx := context.Background()
 	first, _ := l.Admit(ctx, "a", "k")
-	got := make(chan Admission)
+	type result struct {
+		a            Admission
+		afterRelease bool
+	}
+	var released atomic.Bool
+	got := make(chan result)
 	go func() {
 		a, _ := l.Admit(ctx, "a", "k")
-		got <- a
+		got <- result{a, released.Load()}
 	}()
-	select {
-	case a := <-got:
-		t.Fatalf("admitted while the only place was held: %+v", a)
-	default:
-	}
+	// The second request is queued: its goroutine waits for a place.
+	waitForStack(t, "ratelimit.(*Limiter).acquireSlot")
+	released.Store(true)
 	first.Release()
-	a := <-got // queued, then admitted once the place was free
-	if !a.Allowed {
-		t.Fatalf("queued request: %+v", a)
+	r := <-got // queued, then admitted once the place was free
+	if !r.a.Allowed {
+		t.Fatalf("queued request: %+v", r.a)
 	}
-	a.Release()
+	if !r.afterRelease {
+		t.Fatal("admitted while the only place was held")
+	}
+}
 
-	// Past max_wait the queued request is refused.
-	short := newLimiter(t, newClock(), Limits{Caller: CallerLimits{Concurrency: 1, Mode: Wait, MaxWait: 20 * time.Millisecond}})
-	hold, _ := short.Admit(ctx, "a", "k")
-	if b, err := short.Admit(ctx, "a", "k"); err != nil || b.Allowed || !b.Concurrency {
-		t.Fatalf("past max_wait: %+v %v", b, err)
+// waitForStack waits until some goroutine is in fn: evidence that a request
+// is queued, rather than a sleep that hopes it is.
+func waitForStack(t *testing.T, fn string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 1<<20)
+	for !strings.Contains(string(buf[:runtime.Stack(buf, true)]), fn) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine reached %s", fn)
+		}
+		time.Sleep(time.Millisecond) // polling a condition, with a deadline
 	}
-	hold.Release()
-
-	// A caller that goes away while queued gets its context's error.
-	cctx, cancel := context.WithCancel(ctx)
-	hold, _ = l.Admit(ctx, "a", "k")
-	errc := make(chan error)
-	go func() {
-		_, err := l.Admit(cctx, "a", "k")
-		errc <- err
-	}()
-	cancel()
-	if err := <-errc; err != context.Canceled {
-		t.Fatalf("cancelled while queued: %v", err)
-	}
-	hold.Release()
 }
 
 func TestAdmitWaitsForItsToken(t *testing.T) {

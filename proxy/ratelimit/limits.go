@@ -76,6 +76,10 @@ func ParseMode(s string) (Mode, error) {
 	return Reject, fmt.Errorf("mode %q: use reject or wait", s)
 }
 
+// DefaultMaxWait is the MaxWait scgate's config gives a caller in Wait
+// mode when none is set.
+const DefaultMaxWait = 5 * time.Second
+
 // CallerLimits are the limits of one caller.
 type CallerLimits struct {
 	// Bucket is the caller's own token bucket.

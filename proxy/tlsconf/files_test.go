@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/scgate/scgate/internal/filewatch"
 	"github.com/scgate/scgate/proxy/tlsconf/tlstest"
 )
 
@@ -204,8 +205,10 @@ func TestFilesPollFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, func(ctx context.Context) error {
-		loop(ctx, nil, 10*time.Millisecond, zap.NewNop(), f.check)
-		return nil
+		return filewatch.Run(ctx, filewatch.Options{
+			Files: func() []string { return []string{f.certFile, f.keyFile} }, Check: f.check,
+			PollInterval: 10 * time.Millisecond, DisableNotify: true, Logger: zap.NewNop(),
+		})
 	})
 
 	tlstest.WriteFiles(t, dir, map[string][]byte{"tls.crt": cert2, "tls.key": key2})

@@ -1,10 +1,9 @@
-package main
+package config
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
 )
@@ -23,20 +22,20 @@ func defaultKeyPrefix(upstream string) string {
 	return "scgate:rl:" + hex.EncodeToString(sum[:4]) + ":"
 }
 
-// keyPrefix is the Redis key prefix in force.
-func (c *Config) keyPrefix() string {
+// KeyPrefix is the Redis key prefix in force.
+func (c *Config) KeyPrefix() string {
 	if p := c.Limits.Redis.KeyPrefix; p != "" {
 		return p
 	}
 	return defaultKeyPrefix(c.Upstream.URL)
 }
 
-// warnDefaultKeyPrefix is scgate check's warning for a Redis backend
-// without its own key_prefix.
-func warnDefaultKeyPrefix(cfg *Config, stderr io.Writer) {
+// KeyPrefixWarning is scgate check's warning for a Redis backend without
+// its own key_prefix, or "" when there is nothing to say.
+func (cfg *Config) KeyPrefixWarning() string {
 	if cfg.Limits.Backend != "redis" || cfg.Limits.Redis.KeyPrefix != "" {
-		return
+		return ""
 	}
-	fmt.Fprintf(stderr, "warning: %s:%d: limits.redis.key_prefix is not set: the prefix %q is derived from the upstream's origin, so every fleet in front of the same broadcaster on this Redis shares caller and key buckets and upstream pauses; give each fleet its own key_prefix\n",
-		cfg.path, cfg.lines.Line("limits", "redis"), cfg.keyPrefix())
+	return fmt.Sprintf("%s:%d: limits.redis.key_prefix is not set: the prefix %q is derived from the upstream's origin, so every fleet in front of the same broadcaster on this Redis shares caller and key buckets and upstream pauses; give each fleet its own key_prefix",
+		cfg.path, cfg.lines.Line("limits", "redis"), cfg.KeyPrefix())
 }

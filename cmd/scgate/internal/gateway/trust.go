@@ -1,22 +1,22 @@
-package main
+package gateway
 
 import (
 	"crypto/x509"
-	"fmt"
 	"sync/atomic"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"go.uber.org/zap"
 
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
 	"github.com/scgate/scgate/proxy/identity"
 	"github.com/scgate/scgate/proxy/tlsconf"
 )
 
 // newTrust loads server.client_ca_file and [identity.mtls.trust_bundles],
 // or returns nil when neither is set.
-func newTrust(cfg *Config, log *zap.Logger, poll bool, onReload func(string, []*x509.Certificate, error)) (*tlsconf.Trust, error) {
-	if !cfg.clientCertsConfigured() {
+func newTrust(cfg *config.Config, log *zap.Logger, poll bool, onReload func(string, []*x509.Certificate, error)) (*tlsconf.Trust, error) {
+	if !cfg.ClientCertsConfigured() {
 		return nil, nil
 	}
 	opts := tlsconf.TrustOptions{
@@ -28,7 +28,10 @@ func newTrust(cfg *Config, log *zap.Logger, poll bool, onReload func(string, []*
 	}
 	t, err := tlsconf.NewTrust(opts)
 	if err != nil {
-		return nil, fmt.Errorf("server.client_ca_file / identity.mtls.trust_bundles: %w", err)
+		if cfg.Server.ClientCAFile != "" {
+			return nil, cfg.Wrap(err, "server", "client_ca_file")
+		}
+		return nil, cfg.Wrap(err, "identity", "mtls", "trust_bundles")
 	}
 	return t, nil
 }

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// keyFile is a file whose permissions checkKeyFiles judges.
+// keyFile is a file whose permissions CheckKeyFiles judges.
 type keyFile struct {
 	setting string // as written in the config, e.g. "vault.file"
 	path    string
@@ -30,15 +30,12 @@ func (c *Config) keyFiles() []keyFile {
 		files = append(files, keyFile{"server.key_file", c.Server.KeyFile, true})
 	}
 	if p := c.Limits.Redis.PasswordFile; p != "" {
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(filepath.Dir(c.path), p)
-		}
 		files = append(files, keyFile{"limits.redis.password_file", p, true})
 	}
 	return files
 }
 
-// checkKeyFiles judges the permissions of the files that hold key material:
+// CheckKeyFiles judges the permissions of the files that hold key material:
 //
 //   - writable by group or others: an error (anyone who can write the vault,
 //     the age identity or the config can make scgate send keys elsewhere,
@@ -50,7 +47,7 @@ func (c *Config) keyFiles() []keyFile {
 //     container's own processes.
 //
 // Files that do not exist are left to the loaders, which say so.
-func checkKeyFiles(c *Config) (warnings []string, err error) {
+func (c *Config) CheckKeyFiles() (warnings []string, err error) {
 	if runtime.GOOS == "windows" {
 		return nil, nil // no Unix permission bits
 	}

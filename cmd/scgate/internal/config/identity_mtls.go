@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"fmt"
@@ -11,23 +11,23 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
-// defaultMaxConnectionAge is server.max_connection_age when absent: how long
+// DefaultMaxConnectionAge is server.max_connection_age when absent: how long
 // a caller's connection (and the identity its handshake established) lives
 // before the caller must reconnect and be verified again.
-const defaultMaxConnectionAge = 5 * time.Minute
+const DefaultMaxConnectionAge = 5 * time.Minute
 
 // maxConnectionAge is server.max_connection_age for proxy.ServerOptions:
 // "0s" in the file switches the limit off.
-func (s ServerConfig) maxConnectionAge() time.Duration {
+func (s Server) maxConnectionAge() time.Duration {
 	if s.MaxConnectionAge.Duration == 0 {
 		return -1
 	}
 	return s.MaxConnectionAge.Duration
 }
 
-// clientCertsConfigured reports whether client certificates are asked for:
+// ClientCertsConfigured reports whether client certificates are asked for:
 // a client CA file, SPIFFE trust bundles, or both.
-func (c *Config) clientCertsConfigured() bool {
+func (c *Config) ClientCertsConfigured() bool {
 	return c.Server.ClientCAFile != "" || len(c.Identity.MTLS.TrustBundles) > 0
 }
 
@@ -43,12 +43,9 @@ func (c *Config) resolveBundlePaths(dir string) {
 
 // validateMTLS checks [identity.mtls.trust_bundles] and how it fits the
 // other mTLS settings, and identity.trusted_proxies against [identity.cidr].
-func (c *Config) validateMTLS() []error {
+func (c *Config) validateMTLS(p *problems) {
 	m := c.Identity.MTLS
-	var errs []error
-	add := func(msg string, key ...string) {
-		errs = append(errs, c.problem(msg, key...))
-	}
+	add := p.add
 	if len(m.TrustBundles) > 0 {
 		if c.Server.TLS == "off" {
 			add("client certificates need TLS: set server.tls to files, acme or self-signed", "identity", "mtls", "trust_bundles")
@@ -91,7 +88,6 @@ func (c *Config) validateMTLS() []error {
 			add(o+"; a caller there could claim any identity through X-Forwarded-For: list only the proxies' own addresses (or set identity.allow_overlap = true if you really must)", "identity", "trusted_proxies")
 		}
 	}
-	return errs
 }
 
 // proxyOverlaps describes each trusted proxy network that overlaps a
@@ -101,7 +97,7 @@ func (c *Config) proxyOverlaps() []string {
 	for _, p := range c.Identity.TrustedProxies {
 		proxy, err := parseNetwork(p)
 		if err != nil {
-			continue // reported by validateIdentityCentral
+			continue // reported by Identity.validate
 		}
 		var callers []string
 		for network := range c.Identity.CIDR {
@@ -118,9 +114,9 @@ func (c *Config) proxyOverlaps() []string {
 	return out
 }
 
-// identityWarnings are the identity settings that are allowed but weaken
+// IdentityWarnings are the identity settings that are allowed but weaken
 // it; `scgate check` prints them and the gateway logs them at start.
-func (c *Config) identityWarnings() []string {
+func (c *Config) IdentityWarnings() []string {
 	var out []string
 	if c.Identity.AllowOverlap {
 		for _, o := range c.proxyOverlaps() {

@@ -1,0 +1,65 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/scgate/scgate/internal/tomlpos"
+	"github.com/scgate/scgate/proxy/policy"
+)
+
+// Policy is [policy]: named allow-lists of "METHOD PATTERN" rules and which
+// callers they bind. A caller with no rule set (and no default) may call
+// every route. Applied live on SIGHUP.
+type Policy struct {
+	Default string              `toml:"default"`
+	Sets    map[string][]string `toml:"sets"`
+	Callers map[string]string   `toml:"callers"`
+}
+
+// validate checks every rule and reference, each problem at its line.
+func (pol Policy) validate(p *problems) {
+	c := p.c
+	at := func(line int, what, msg string) {
+		p.errs = append(p.errs, fmt.Errorf("%s:%d: %s: %s", c.path, line, what, msg))
+	}
+	for _, name := range SortedNames(pol.Sets) {
+		if len(pol.Sets[name]) == 0 {
+			at(c.Line("policy", "sets", name), "policy.sets."+name,
+				"an empty rule set allows nothing; list rules such as \"GET /api/v2/**\", or remove the set")
+		}
+		for i, rule := range pol.Sets[name] {
+			if _, err := policy.ParseRule(rule); err != nil {
+				at(c.Line("policy", "sets", name, tomlpos.Elem(i)), fmt.Sprintf("policy.sets.%s rule %d", name, i+1), err.Error())
+			}
+		}
+	}
+	for _, caller := range SortedNames(pol.Callers) {
+		if _, ok := pol.Sets[pol.Callers[caller]]; !ok {
+			at(c.Line("policy", "callers", caller), "policy.callers."+caller,
+				fmt.Sprintf("rule set %q is not defined under [policy.sets]", pol.Callers[caller]))
+		}
+	}
+	if pol.Default != "" {
+		if _, ok := pol.Sets[pol.Default]; !ok {
+			at(c.Line("policy", "default"), "policy.default",
+				fmt.Sprintf("rule set %q is not defined under [policy.sets]", pol.Default))
+		}
+	}
+}
+
+// Options is [policy] as policy.New takes it.
+func (pol Policy) Options() policy.Options {
+	return policy.Options{Sets: pol.Sets, Callers: pol.Callers, Default: pol.Default}
+}
+
+// SortedNames returns m's keys in order, for output that does not change
+// from run to run.
+func SortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
