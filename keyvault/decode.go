@@ -8,7 +8,7 @@ import (
 // decode turns the vault file into the map that go-toml's Unmarshal makes.
 //
 // go-toml checks each key of a table against every key already in it, so a
-// [callers] table of 10,000 entries took over 400 ms to decode (issue 6). A
+// [callers] table of 10,000 entries took over 400 ms to decode. A
 // vault written the usual way ([callers] once, [[keys.NAME]] entries, one
 // plain key = value per line) is built here in one pass over go-toml's own
 // parser, with duplicate keys found through a map. Anything else (dotted

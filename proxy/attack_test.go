@@ -1,6 +1,6 @@
 package proxy_test
 
-// Attack tests (issue 7): black-box requests against a running gateway on a
+// Attack tests: black-box requests against a running gateway on a
 // real socket, served by proxy.Listen with its real server limits, in front
 // of an upstream that records every request it parsed and every byte it
 // read. Each case names the status the attacker gets and what must not reach

@@ -1,6 +1,6 @@
 package proxy_test
 
-// Fault injection under load (issue 7): the upstream dies in mid-answer, is
+// Fault injection under load: the upstream dies in mid-answer, is
 // down when the gateway starts and comes back, or is slow. Every request ends
 // (no hang), with the broadcaster's answer or a clean gateway error, and the
 // gateway is whole afterwards (in-flight gauge back to 0; TestMain's goleak

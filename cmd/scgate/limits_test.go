@@ -183,7 +183,7 @@ ro = ["GET /api/v2/**"]
 	}
 }
 
-// TestTwoGatewaysShareTheRateThroughRedis is the fleet case of issue 3: two
+// TestTwoGatewaysShareTheRateThroughRedis is the fleet case: two
 // gateways on one real redis-server admit the configured rate together (not
 // twice it); with Redis killed both keep serving on local buckets; with Redis
 // back they share again.

@@ -13,7 +13,7 @@ import (
 	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
 )
 
-// Issue 6: access-log lines are written in batches, everything else at once;
+// Access-log lines are written in batches, everything else at once;
 // stopping the logger writes what is pending, and every line stays whole.
 func TestAccessLogIsBatchedOtherLinesAreNot(t *testing.T) {
 	var out bytes.Buffer

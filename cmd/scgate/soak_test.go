@@ -22,7 +22,7 @@ import (
 	"github.com/scgate/scgate/internal/standin"
 )
 
-// The soak (issue 7): the real binary under mixed load for SCGATE_SOAK_DURATION
+// The soak: the real binary under mixed load for SCGATE_SOAK_DURATION
 // (default 30s; the documented full run is 5m), at SCGATE_SOAK_RATE requests
 // per second in all (default 500, paced so that the soak does not starve the
 // packages tested beside it; 0: as fast as the workers go), with a key

@@ -112,7 +112,7 @@ func FuzzNormalize(f *testing.F) {
 		if len(u.EscapedPath()) > maxPathLen {
 			// Re-escaping grew it past the limit (a space becomes %20): a
 			// path the gateway never sees, since it normalises the request
-			// target as sent, once. (Found by the CI fuzz run of issue 7.)
+			// target as sent, once. (Found by the CI fuzz run.)
 			return
 		}
 		again, err := Normalize(u.EscapedPath())

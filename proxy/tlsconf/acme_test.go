@@ -218,7 +218,7 @@ func TestACMERenewalSwapsWithoutDroppingConnections(t *testing.T) {
 	// asynchronously after the body is read, so on a busy machine the next
 	// request could dial a second one although the first was never closed;
 	// with the cap it waits for the first, and a second one means the server
-	// dropped it (seen as a flake while issue 7's load tests ran alongside).
+	// dropped it (seen as a flake while load tests ran alongside).
 	tr := &http.Transport{TLSClientConfig: r.clientConfig(), MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1}
 	defer tr.CloseIdleConnections()
 	keep := &http.Client{Transport: tr, Timeout: 5 * time.Second}
