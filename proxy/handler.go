@@ -341,15 +341,22 @@ func (h *Handler) admit(r *http.Request, st *state, vault *keyvault.Vault) (*key
 		vault = h.vault.Current()
 		key, ok := vault.KeyOf(st.caller)
 		if !ok {
+			// Not sent after all: the tokens go back to buckets that
+			// other callers share.
+			st.admission.Refund(r.Context())
 			return nil, newError(CodeForbidden, http.StatusForbidden,
 				"caller "+quote(st.caller)+" was removed from the vault while its request was queued; ask the gateway's operators to add it under [callers]", nil)
 		}
 		if e := h.authorise(r.Method, st); e != nil {
+			st.admission.Refund(r.Context())
 			return nil, e
 		}
 		if key.Name == st.keyName {
 			return vault, nil
 		}
+		// Limited again on the new key's bucket: the old key's token and
+		// the caller's go back.
+		st.admission.Refund(r.Context())
 		st.admission.Release()
 		if round == maxRequeue {
 			return nil, newError(CodeNoValidKey, http.StatusServiceUnavailable,

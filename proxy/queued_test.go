@@ -162,3 +162,44 @@ func TestCancelledWaitersLeaveTheKeyBucket(t *testing.T) {
 		t.Fatalf("the upstream saw %d requests after the first, want only b's", n)
 	}
 }
+
+// TestRefusedAfterTheWaitGivesTokensBack: a request that waited for its
+// tokens and is then refused (its caller was removed from the vault) is never
+// sent, so the key token it took goes back to the bucket other callers share.
+func TestRefusedAfterTheWaitGivesTokensBack(t *testing.T) {
+	const keyInterval = 100 * time.Second // long beside the 2 s wait, so the refund stands out
+	lim := newLimiter(t, ratelimit.Limits{
+		Key: ratelimit.Bucket{Rate: 0.01, Burst: 5},
+		Callers: map[string]ratelimit.CallerLimits{
+			"a":   {Bucket: ratelimit.Bucket{Rate: 0.5, Burst: 1}, Mode: ratelimit.Wait, MaxWait: time.Minute},
+			"obs": {Bucket: ratelimit.Bucket{Rate: 0.001, Burst: 1}},
+		},
+	})
+	sv := newSwapVault(parseVault(t, sharedVault))
+	e := newEnv(t, envOptions{vault: sv, limiter: lim})
+	ctx := context.Background()
+	if a, err := lim.Admit(ctx, "obs", "shared"); err != nil || !a.Allowed {
+		t.Fatalf("obs: %+v %v", a, err)
+	}
+	keySpent := func() time.Duration {
+		d, err := lim.Decide(ctx, "obs", "shared")
+		if err != nil || d.Allowed {
+			t.Fatalf("obs: %+v %v", d, err)
+		}
+		return d.Key.Reset
+	}
+	answer := queueOne(t, e, sv, "a", "/api/v2/history/")
+	waitFor(t, "the queued request to take its key token", 10*time.Second, func() bool { return keySpent() > 2*keyInterval+keyInterval/2 })
+	queued := keySpent()
+	sent := len(e.standin.Requests())
+	sv.v.Store(parseVault(t, "[callers]\n\"b\" = \"shared\"\n[[keys.shared]]\nsecret = \""+keyAdmin+"\"\n"))
+	if resp := <-answer; resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("after the wait: %v, want 403", resp)
+	}
+	if n := len(e.standin.Requests()) - sent; n != 0 {
+		t.Fatalf("the upstream saw %d requests from the removed caller", n)
+	}
+	if got := keySpent(); got > queued-keyInterval/2 {
+		t.Fatalf("the key's bucket is %v from full after the refusal, %v before: the token was not given back", got, queued)
+	}
+}

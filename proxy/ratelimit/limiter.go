@@ -141,6 +141,19 @@ func (a *Admission) Release() {
 	}
 }
 
+// Refund gives the request's tokens back to the buckets it took them from,
+// once, for a request admitted after waiting for its tokens that is then not
+// sent after all (the gateway decided again and refused it, or its caller
+// moved to another key). Tokens taken without a wait are not given back: a
+// request that did not wait was decided on current state. ctx bounds a
+// shared backend's call; it may be one that is already cancelled.
+func (a *Admission) Refund(ctx context.Context) {
+	if a.refund != nil {
+		a.refund(context.WithoutCancel(ctx))
+		a.refund = nil
+	}
+}
+
 // errNoSlot marks a refusal by the concurrency cap inside Admit.
 var errNoSlot = errors.New("ratelimit: concurrency cap reached")
 
