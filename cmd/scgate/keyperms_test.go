@@ -56,6 +56,29 @@ func TestKeyFilePermissions(t *testing.T) {
 			t.Errorf("exit %d, stderr:\n%s", code, errOut)
 		}
 	})
+	t.Run("a vault in a folder others can write is refused", func(t *testing.T) {
+		p := writeConfig(t, permsConfig)
+		dir := filepath.Join(filepath.Dir(p), "shared")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(filepath.Dir(p), "keys.toml"), filepath.Join(dir, "keys.toml")); err != nil {
+			t.Fatal(err)
+		}
+		src := strings.Replace(permsConfig, `file = "keys.toml"`, `file = "shared/keys.toml"`, 1)
+		if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		chmod(t, dir, 0o777)
+		code, _, errOut := run(t, "check", "--config", p)
+		if code != 1 || !strings.Contains(errOut, "vault.file") || !strings.Contains(errOut, "is in a folder writable by") {
+			t.Errorf("world-writable folder: exit %d, stderr:\n%s", code, errOut)
+		}
+		chmod(t, dir, 0o777|os.ModeSticky) // sticky, as /tmp: only the owner may replace the file
+		if code, _, errOut := run(t, "check", "--config", p); code != 0 || strings.Contains(errOut, "folder") {
+			t.Errorf("sticky folder: exit %d, stderr:\n%s", code, errOut)
+		}
+	})
 	t.Run("world-readable vault is warned about", func(t *testing.T) {
 		p := writeConfig(t, permsConfig)
 		chmod(t, filepath.Join(filepath.Dir(p), "keys.toml"), 0o644)

@@ -37,7 +37,8 @@ func (c *Config) keyFiles() []keyFile {
 
 // CheckKeyFiles judges the permissions of the files that hold key material:
 //
-//   - writable by group or others: an error (anyone who can write the vault,
+//   - writable by group or others, or in a folder that group or others can
+//     write without the sticky bit (they could replace the file): an error (anyone who can write the vault,
 //     the age identity or the config can make scgate send keys elsewhere,
 //     or swap a key), unless vault.dangerously_allow_writable_key_files;
 //   - readable by others: a warning (anyone on the machine can read the
@@ -52,6 +53,7 @@ func (c *Config) CheckKeyFiles() (warnings []string, err error) {
 		return nil, nil // no Unix permission bits
 	}
 	var errs []error
+	seenDirs := map[string]bool{}
 	for _, f := range c.keyFiles() {
 		if f.path == "" {
 			continue
@@ -71,12 +73,38 @@ func (c *Config) CheckKeyFiles() (warnings []string, err error) {
 				errs = append(errs, errors.New(msg+", or set vault.dangerously_allow_writable_key_files = true to start anyway"))
 			}
 		}
+		if dir := filepath.Dir(f.path); !kube && !seenDirs[dir] {
+			seenDirs[dir] = true
+			if msg := writableDir(dir); msg != "" {
+				msg = fmt.Sprintf("%s %s %s", f.setting, f.path, msg)
+				if c.Vault.DangerouslyAllowWritableKeyFiles {
+					warnings = append(warnings, msg+" (allowed by vault.dangerously_allow_writable_key_files)")
+				} else {
+					errs = append(errs, errors.New(msg+", or set vault.dangerously_allow_writable_key_files = true to start anyway"))
+				}
+			}
+		}
 		if f.secret && mode&0o004 != 0 && !kube {
 			warnings = append(warnings, fmt.Sprintf("%s %s is readable by every user of this machine (mode %04o): run chmod o-r on it",
 				f.setting, f.path, mode))
 		}
 	}
 	return warnings, errors.Join(errs...)
+}
+
+// writableDir says how dir lets others replace the files in it, or "" when
+// it does not: writable by group or others without the sticky bit (with it,
+// as on /tmp, only a file's owner may rename or remove it).
+func writableDir(dir string) string {
+	info, err := os.Stat(dir)
+	if err != nil || !info.IsDir() {
+		return ""
+	}
+	mode := info.Mode()
+	if mode.Perm()&0o022 == 0 || mode&fs.ModeSticky != 0 {
+		return ""
+	}
+	return fmt.Sprintf("is in a folder writable by %s (mode %04o), who could replace it: run chmod go-w on the folder", writers(mode.Perm()), mode.Perm())
 }
 
 func writers(mode fs.FileMode) string {
