@@ -18,7 +18,7 @@ import (
 // benchmark ran more than once with -count).
 func runGobench(args []string, in io.Reader, out io.Writer) error {
 	fs := flag.NewFlagSet("bench gobench", flag.ContinueOnError)
-	readme := fs.String("readme", "", "also write the table between the gobench markers of this README")
+	readme := fs.String("readme", "", "also write the table between the gobench markers of this file (docs/performance.md)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -45,7 +45,7 @@ func runGobench(args []string, in io.Reader, out io.Writer) error {
 	return os.WriteFile(*readme, b, 0o644)
 }
 
-// The README markers between which `bench gobench -readme` writes its table.
+// The markers of docs/performance.md between which `bench gobench -readme` writes its table.
 const (
 	goBenchBegin = "<!-- gobench:begin -->"
 	goBenchEnd   = "<!-- gobench:end -->"

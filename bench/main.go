@@ -2,7 +2,7 @@
 // loads scgate beside the upstream alone ("direct"), nginx, haproxy, Caddy
 // and a bare stdlib Go proxy, all doing the same job (inject SC-API-KEY,
 // drop the caller's copies, keep-alive to the upstream), on loopback only.
-// See the Performance section of README.md.
+// See docs/performance.md.
 //
 //	go run ./bench                      # every scenario, about 7 minutes
 //	go run ./bench -scenarios sidecar   # one table
@@ -78,7 +78,7 @@ func parseRunFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.Scgate, "scgate", "", "a prebuilt scgate binary (default: go build ./cmd/scgate)")
 	fs.BoolVar(&c.ComparePGO, "compare-pgo", false, "also run scgate-full built with -pgo=off")
 	fs.BoolVar(&c.Profile, "profile", false, "write a CPU profile of every scgate target into the results folder")
-	fs.StringVar(&c.Readme, "readme", "", "update the results between the bench markers of this README")
+	fs.StringVar(&c.Readme, "readme", "", "update the results between the bench markers of this file (docs/performance.md)")
 	fs.StringVar(&c.Chart, "chart", "", "also write the chart (SVG) here")
 	if err := fs.Parse(args); err != nil {
 		return c, err

@@ -63,7 +63,7 @@ func describeMachine(start time.Time, took time.Duration, load0 string) machine 
 }
 
 // writeReports prints the table and writes results.json, results.md and
-// chart.svg into the results folder (and the README and chart copies asked for).
+// chart.svg into the results folder (and the docs/performance.md and chart copies asked for).
 func writeReports(cfg config, m machine, results []result, stdout io.Writer) error {
 	md := markdown(m, results)
 	fmt.Fprint(stdout, md)
@@ -150,9 +150,9 @@ func mb(r result) string {
 	return fmt.Sprintf("%.1f", float64(r.RSS)/(1<<20))
 }
 
-// The README markers between which updateReadme writes the report.
+// The markers of docs/performance.md between which updateReadme writes the report.
 const (
-	readmeBegin = "<!-- bench:begin (written by go run ./bench -readme README.md) -->"
+	readmeBegin = "<!-- bench:begin (written by go run ./bench -readme docs/performance.md) -->"
 	readmeEnd   = "<!-- bench:end -->"
 )
 
@@ -289,12 +289,12 @@ func niceCeil(v float64) float64 {
 
 // runReport is `bench report -from results.json`: it writes the reports of an
 // earlier run again (to its folder, and to -readme and -chart), so that the
-// README can show a chosen run without loading the machine again.
+// docs/performance.md can show a chosen run without loading the machine again.
 func runReport(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench report", flag.ContinueOnError)
 	from := fs.String("from", "", "results.json of an earlier run")
 	var cfg config
-	fs.StringVar(&cfg.Readme, "readme", "", "update the results between the bench markers of this README")
+	fs.StringVar(&cfg.Readme, "readme", "", "update the results between the bench markers of this file (docs/performance.md)")
 	fs.StringVar(&cfg.Chart, "chart", "", "also write the chart (SVG) here")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -46,7 +46,7 @@ type config struct {
 	Scgate     string // a prebuilt scgate binary; empty: build ./cmd/scgate
 	ComparePGO bool   // add scgate-nopgo beside scgate-full
 	Profile    bool   // CPU-profile every scgate target (--cpuprofile)
-	Readme     string // README to update between the bench markers
+	Readme     string // file (docs/performance.md) to update between the bench markers
 	Chart      string // where to copy the chart
 }
 

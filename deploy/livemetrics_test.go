@@ -218,10 +218,10 @@ func sampleNames(family string, typ dto.MetricType) []string {
 	return []string{family}
 }
 
-// readmeMetricRow is a row of README.md's metrics table: | `name` | type | labels |
+// readmeMetricRow is a row of docs/reference.md's metrics table: | `name` | type | labels |
 var readmeMetricRow = regexp.MustCompile("(?m)^\\| `(scgate_[a-z_]+)` \\| (counter|gauge|histogram|summary) \\|")
 
-// readmeMetricNames returns the metrics README.md documents (the contract of
+// readmeMetricNames returns the metrics docs/reference.md documents (the contract of
 // docs/design.md, Metrics), expanded like sampleNames.
 func readmeMetricNames(t *testing.T) map[string]bool {
 	t.Helper()
@@ -229,7 +229,7 @@ func readmeMetricNames(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(root, "README.md"))
+	data, err := os.ReadFile(filepath.Join(root, "docs", "reference.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func readmeMetricNames(t *testing.T) map[string]bool {
 		}
 	}
 	if len(names) == 0 {
-		t.Fatal("README.md: no metrics table found")
+		t.Fatal("docs/reference.md: no metrics table found")
 	}
 	return names
 }

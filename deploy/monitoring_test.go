@@ -101,15 +101,16 @@ func metricNames(t *testing.T, expr string) []string {
 	return names
 }
 
-// readmeAnchors returns the GitHub anchors of README.md's headings.
-func readmeAnchors(t *testing.T) map[string]bool {
+// runbookAnchors returns the GitHub anchors of the headings of
+// docs/operations.md, where the runbooks are.
+func runbookAnchors(t *testing.T) map[string]bool {
 	t.Helper()
 	root, err := scgatebin.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	anchors := map[string]bool{}
-	for _, line := range strings.Split(string(readFile(t, filepath.Join(root, "README.md"))), "\n") {
+	for _, line := range strings.Split(string(readFile(t, filepath.Join(root, "docs", "operations.md"))), "\n") {
 		if !strings.HasPrefix(line, "#") {
 			continue
 		}
@@ -128,14 +129,14 @@ func readmeAnchors(t *testing.T) map[string]bool {
 	return anchors
 }
 
-const runbookPrefix = "https://github.com/scgate/scgate/blob/main/README.md#"
+const runbookPrefix = "https://github.com/scgate/scgate/blob/main/docs/operations.md#"
 
 // TestAlertRules: the rule file parses with Prometheus's parsers, has every
 // alert the issue asks for, each with a severity, a summary, a description
-// and a runbook that is a section of README.md.
+// and a runbook that is a section of docs/operations.md.
 func TestAlertRules(t *testing.T) {
 	groups := parseRules(t, alertsFile, readFile(t, alertsFile))
-	anchors := readmeAnchors(t)
+	anchors := runbookAnchors(t)
 	var names []string
 	for _, g := range groups.Groups {
 		for _, r := range g.Rules {
@@ -154,7 +155,7 @@ func TestAlertRules(t *testing.T) {
 			}
 			anchor, ok := strings.CutPrefix(r.Annotations["runbook_url"], runbookPrefix)
 			if !ok || !anchors[anchor] {
-				t.Errorf("%s: runbook_url %q is not a section of README.md", r.Alert, r.Annotations["runbook_url"])
+				t.Errorf("%s: runbook_url %q is not a section of docs/operations.md", r.Alert, r.Annotations["runbook_url"])
 			}
 		}
 	}
@@ -388,7 +389,7 @@ func TestDashboard(t *testing.T) {
 // TestEveryMetricUsedIsExported: every metric the alerts and the dashboard
 // name is one scgate exports: seen on the /metrics of a live gateway driven
 // through its paths, or (for series that only an event the stand-in cannot
-// provoke creates) documented in README.md's metrics table, the contract.
+// provoke creates) documented in docs/reference.md's metrics table, the contract.
 func TestEveryMetricUsedIsExported(t *testing.T) {
 	used := map[string][]string{} // metric → where
 	for _, g := range parseRules(t, alertsFile, readFile(t, alertsFile)).Groups {
@@ -417,7 +418,7 @@ func TestEveryMetricUsedIsExported(t *testing.T) {
 		case m == "up": // Prometheus's own, per scrape target
 		case live[m]:
 		case readme[m]:
-			t.Logf("%s: documented in README.md; the live scenario does not produce a sample of it", m)
+			t.Logf("%s: documented in docs/reference.md; the live scenario does not produce a sample of it", m)
 		default:
 			t.Errorf("%s is not a metric scgate exports (used by %s)", m, strings.Join(where, "; "))
 		}

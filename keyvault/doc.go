@@ -2,7 +2,7 @@
 // into forwarded requests, decides which version of a key is used at a given
 // moment, and keeps the vault current while the gateway runs.
 //
-// The vault is a TOML file (see the README for its format): a [callers] table
+// The vault is a TOML file (see docs/configuration.md for its format): a [callers] table
 // mapping each caller identity to a key name, and one or more [[keys.NAME]]
 // versions per key, each with an inline secret or a secret_file and optional
 // not_before/expires bounds. [Load] and [Parse] validate the whole file before

@@ -8,7 +8,7 @@ import (
 )
 
 // TestTypedAPIAndPreparedSeries: the typed methods write the series the
-// README documents, Prepare creates the counters' series at 0 for every
+// docs/reference.md documents, Prepare creates the counters' series at 0 for every
 // caller and key version (so increase() sees the first event), build_info
 // carries the build, and a nil *Metrics records nothing without panicking.
 func TestTypedAPIAndPreparedSeries(t *testing.T) {

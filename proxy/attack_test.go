@@ -4,7 +4,7 @@ package proxy_test
 // real socket, served by proxy.Listen with its real server limits, in front
 // of an upstream that records every request it parsed and every byte it
 // read. Each case names the status the attacker gets and what must not reach
-// the upstream. README "What we test" lists them with the older tests that
+// the upstream. docs/testing.md ("What we test") lists them with the older tests that
 // already covered an attack.
 
 import (

@@ -12,7 +12,7 @@ import (
 	"github.com/scgate/scgate/keyvault/vaulttest"
 )
 
-// TestRevokedCallerIsRefused is the README's revocation runbook: remove the
+// TestRevokedCallerIsRefused is the revocation runbook of docs/operations.md: remove the
 // caller from the vault, and its next requests are refused (403 forbidden,
 // from scgate), while the other callers carry on. How fast is measured by
 // BenchmarkReloadLatency (well under a second); the deadline here only

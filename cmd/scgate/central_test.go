@@ -138,7 +138,7 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-// TestJWTIdentityEndToEnd follows the README's service-account example: a
+// TestJWTIdentityEndToEnd follows the service-account example of docs/identity.md: a
 // projected token with scgate's audience is the caller's identity.
 func TestJWTIdentityEndToEnd(t *testing.T) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -199,7 +199,7 @@ jwks_file = %q
 	}
 }
 
-// TestHeaderIdentityEndToEnd follows the README's Istio example, with the
+// TestHeaderIdentityEndToEnd follows the Istio example of docs/identity.md, with the
 // sidecar on loopback as the trusted proxy.
 func TestHeaderIdentityEndToEnd(t *testing.T) {
 	up := standinUpstream(t)

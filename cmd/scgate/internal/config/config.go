@@ -17,7 +17,7 @@ import (
 )
 
 // Config is config.toml. Every setting is documented in config.example.toml
-// and README's configuration reference. A field tagged reload:"live" is
+// and docs/configuration.md's reference. A field tagged reload:"live" is
 // applied by SIGHUP without a restart; every other setting needs one (the
 // gateway derives the list from these tags).
 type Config struct {

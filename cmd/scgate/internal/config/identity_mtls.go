@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -127,5 +128,32 @@ func (c *Config) IdentityWarnings() []string {
 	if slices.Contains(c.Identity.Order, "mtls") && m.Source == "uri" && len(m.TrustBundles) == 0 && len(m.TrustDomains) == 0 {
 		out = append(out, "identity.mtls: any CA in server.client_ca_file vouches for SPIFFE IDs of any trust domain: list the trust domain in identity.mtls.trust_domains, or bind each to its bundle in [identity.mtls.trust_bundles]")
 	}
+	if w := c.unreachableResolvers(); w != "" {
+		out = append(out, w)
+	}
 	return out
+}
+
+// unreachableResolvers warns about resolvers listed after mtls when
+// server.client_auth = "require": the handshake refuses every caller without
+// a client certificate, and mtls settles every caller with one (an identity,
+// or a refusal), so the chain never asks the later resolvers. The usual
+// mistake is a cidr resolver meant for callers without certificates.
+func (c *Config) unreachableResolvers() string {
+	if !c.ClientCertsConfigured() || c.Server.ClientAuth != "require" {
+		return ""
+	}
+	i := slices.Index(c.Identity.Order, "mtls")
+	if i < 0 || i == len(c.Identity.Order)-1 {
+		return ""
+	}
+	later := c.Identity.Order[i+1:]
+	line := c.lines.Line("identity", "order")
+	if line == 0 { // the order is derived from the resolvers configured
+		line = c.lines.Line("server", "client_auth")
+	}
+	return fmt.Sprintf("%s:%d: identity.order asks %s after mtls, but server.client_auth = \"require\" refuses the TLS handshake of every caller without a client certificate "+
+		"and mtls answers (or refuses) every caller with one, so %s is never asked: set server.client_auth = \"verify-if-given\" to let callers without certificates in, "+
+		"or remove %s from identity.order",
+		c.path, line, strings.Join(later, ", "), strings.Join(later, ", "), strings.Join(later, ", "))
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/scgate/scgate/proxy"
 )
 
-// Rotation is [rotation]: how scgate helps ops rotate keys (README.md,
+// Rotation is [rotation]: how scgate helps ops rotate keys (docs/configuration.md,
 // "Rotating a key").
 type Rotation struct {
 	// RejectionCooldown is how long a key version the broadcaster refused
