@@ -140,9 +140,8 @@ type demoOptions struct {
 
 // cmdDemo runs the stand-in broadcaster and a gateway in front of it.
 func cmdDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error {
-	selftest, listen, admin := &o.selftest, &o.listen, &o.admin
-	if *selftest {
-		*listen, *admin = "127.0.0.1:0", "127.0.0.1:0"
+	if o.selftest {
+		o.listen, o.admin = "127.0.0.1:0", "127.0.0.1:0"
 	}
 	dir, err := os.MkdirTemp("", "scgate-demo-")
 	if err != nil {
@@ -172,11 +171,11 @@ func cmdDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error
 	}
 	cfgPath := filepath.Join(dir, "config.toml")
 	level := "info"
-	if *selftest {
+	if o.selftest {
 		level = "warn" // the tour prints its own lines
 	}
 	if err := writeTemplate(cfgPath, demoConfig, map[string]string{
-		"Listen": *listen, "Admin": *admin, "Upstream": "http://" + upstream.Addr().String(), "Level": level,
+		"Listen": o.listen, "Admin": o.admin, "Upstream": "http://" + upstream.Addr().String(), "Level": level,
 	}); err != nil {
 		return err
 	}
@@ -198,7 +197,7 @@ func cmdDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error
 	go func() { gwDone <- g.Run(ctx, nil) }()
 
 	base := "http://" + g.Addr().String()
-	if *selftest {
+	if o.selftest {
 		err := runSelftest(ctx, stdout, tour{base: base, standin: si, gw: g, vaultPath: vaultPath})
 		cancel()
 		return errors.Join(err, <-gwDone)

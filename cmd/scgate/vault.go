@@ -69,36 +69,35 @@ replaced atomically, so it may be the file a running scgate watches.`,
 // recipients. It refuses an invalid vault, so that a broken file never gets
 // as far as git.
 func cmdVaultEncrypt(o encryptOptions, stdout, stderr io.Writer) error {
-	in, out, armor := &o.in, &o.out, &o.armor
-	if *in == "" || *out == "" {
+	if o.in == "" || o.out == "" {
 		return usageError{"--in FILE and --out FILE are required"}
 	}
 	rs, err := parseRecipients(o.recipients, o.recipientsFile)
 	if err != nil {
 		return err
 	}
-	plain, err := os.ReadFile(*in)
+	plain, err := os.ReadFile(o.in)
 	if err != nil {
 		return err
 	}
 	if keyvault.IsEncrypted(plain) {
-		return fmt.Errorf("%s is already age-encrypted", *in)
+		return fmt.Errorf("%s is already age-encrypted", o.in)
 	}
-	v, _, err := keyvault.Parse(*in, plain, keyvault.LoadOptions{})
+	v, _, err := keyvault.Parse(o.in, plain, keyvault.LoadOptions{})
 	if err != nil {
 		return fmt.Errorf("refusing to encrypt an invalid vault (fix it first):\n%w", err)
 	}
 	if len(v.SecretFiles()) > 0 {
 		fmt.Fprintf(stderr, "note: the vault reads %d secret_file(s); those files are not encrypted with it\n", len(v.SecretFiles()))
 	}
-	data, err := keyvault.Encrypt(plain, rs, *armor)
+	data, err := keyvault.Encrypt(plain, rs, o.armor)
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(*out, data); err != nil {
+	if err := writeFileAtomic(o.out, data); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "encrypted %s (%d callers, %d keys) to %d recipient(s): %s\n", *in, len(v.Callers()), len(v.Keys()), len(rs), *out)
+	fmt.Fprintf(stdout, "encrypted %s (%d callers, %d keys) to %d recipient(s): %s\n", o.in, len(v.Callers()), len(v.Keys()), len(rs), o.out)
 	return nil
 }
 
@@ -151,34 +150,33 @@ re-encrypted.`,
 
 // cmdVaultDecrypt writes the plaintext of an encrypted vault to a file (mode
 // 0600), never to the terminal: it holds the keys themselves.
-func cmdVaultDecrypt(identityFile, inFile, outFile string, stdout io.Writer) error {
-	identity, in, out := &identityFile, &inFile, &outFile
-	if *identity == "" || *in == "" || *out == "" {
+func cmdVaultDecrypt(identity, in, out string, stdout io.Writer) error {
+	if identity == "" || in == "" || out == "" {
 		return usageError{"--identity FILE, --in FILE and --out FILE are required (the decrypted vault holds secrets, so it is only written to a file)"}
 	}
-	idData, err := os.ReadFile(*identity)
+	idData, err := os.ReadFile(identity)
 	if err != nil {
 		return err
 	}
-	ids, err := keyvault.ParseIdentities(*identity, idData)
+	ids, err := keyvault.ParseIdentities(identity, idData)
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(*in)
+	data, err := os.ReadFile(in)
 	if err != nil {
 		return err
 	}
 	if !keyvault.IsEncrypted(data) {
-		return fmt.Errorf("%s is not age-encrypted", *in)
+		return fmt.Errorf("%s is not age-encrypted", in)
 	}
 	plain, err := keyvault.Decrypt(data, ids)
 	if err != nil {
-		return fmt.Errorf("%s: %w", *in, err)
+		return fmt.Errorf("%s: %w", in, err)
 	}
-	if err := writeFileAtomic(*out, plain); err != nil {
+	if err := writeFileAtomic(out, plain); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "decrypted %s: %s (mode 0600; delete it once the vault is re-encrypted)\n", *in, *out)
+	fmt.Fprintf(stdout, "decrypted %s: %s (mode 0600; delete it once the vault is re-encrypted)\n", in, out)
 	return nil
 }
 
