@@ -55,8 +55,9 @@ func (d *dayDuration) Type() string   { return "duration" }
 
 func (d *dayDuration) Set(s string) error {
 	if n, ok := strings.CutSuffix(s, "d"); ok {
+		// At most 100 years: more would overflow time.Duration.
 		days, err := strconv.Atoi(n)
-		if err != nil || days < 0 {
+		if err != nil || days < 0 || days > 36500 {
 			return fmt.Errorf("%q: write whole days (14d) or a Go duration (336h)", s)
 		}
 		*d = dayDuration(time.Duration(days) * 24 * time.Hour)

@@ -37,6 +37,7 @@ func TestCLI(t *testing.T) {
 		{name: "misspelt vault subcommand", args: []string{"vault", "encrpyt"}, code: exitUsage, errOut: []string{"Did you mean this?\n\tencrypt"}},
 		{name: "misspelt flag", args: []string{"keys", "--jsn"}, code: exitUsage, errOnce: "unknown flag: --jsn", errOut: []string{"Did you mean this?\n\t--json"}},
 		{name: "bad duration printed once", args: []string{"check", "--config", good, "--fail-on-expiry", "14x"}, code: exitUsage, errOnce: `"14x": write whole days (14d) or a Go duration (336h)`},
+		{name: "days that overflow a duration", args: []string{"check", "--config", good, "--fail-on-expiry", "999999999d"}, code: exitUsage, errOnce: "write whole days (14d)"},
 		{name: "days accepted", args: []string{"check", "--config", good, "--fail-on-expiry", "14d"}, code: exitOK, out: []string{"config ", ": ok"}},
 		{name: "no command", args: nil, code: exitUsage, errOnce: "no command given"},
 		{name: "missing --config", args: []string{"keys"}, code: exitUsage, errOnce: "--config FILE is required"},
