@@ -164,3 +164,28 @@ func runCtx(ctx context.Context, t *testing.T, args ...string) (int, string, str
 	code := runMain(ctx, args, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
+
+// `scgate --config FILE`, and `scgate` alone with SCGATE_CONFIG set, are
+// `scgate run`: with a cancelled context the gateway builds, starts and
+// stops at once, and says so in its log.
+func TestRootRunsTheGateway(t *testing.T) {
+	good := writeConfig(t, agreeBase)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range []struct {
+		name, env string
+		args      []string
+	}{
+		{"--config", "", []string{"--config", good}},
+		{"SCGATE_CONFIG", good, nil},
+		{"run with SCGATE_CONFIG", good, []string{"run"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("SCGATE_CONFIG", c.env)
+			code, _, errOut := runCtx(ctx, t, c.args...)
+			if code != exitOK || !strings.Contains(errOut, "scgate is ready") {
+				t.Fatalf("exit %d:\n%s", code, errOut)
+			}
+		})
+	}
+}
