@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -124,8 +125,17 @@ func TestCheckAndRunAgree(t *testing.T) {
 	}
 }
 
-// failure is the error scgate printed last (after any log lines).
+// failure is the error scgate reported last: printed after any log lines
+// ("scgate: ..."), or, once run has its logger, the error of its last
+// JSON log line at level error.
 func failure(stderr string) string {
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if last := lines[len(lines)-1]; strings.HasPrefix(last, "{") {
+		var entry struct{ Level, Error string }
+		if json.Unmarshal([]byte(last), &entry) == nil && entry.Level == "error" && entry.Error != "" {
+			return "scgate: " + strings.TrimSpace(entry.Error)
+		}
+	}
 	i := strings.LastIndex(stderr, "scgate: ")
 	if i < 0 {
 		return ""

@@ -4,29 +4,81 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/scgate/scgate/cmd/scgate/internal/config"
 	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
 	"github.com/scgate/scgate/keyvault"
 )
 
+func newCheckCmd() *cobra.Command {
+	var path string
+	var failOn dayDuration
+	cmd := &cobra.Command{
+		Use:   "check --config FILE [--fail-on-expiry DURATION]",
+		Short: "Validate the config and the vault; list callers and their keys",
+		Long: `Build the gateway exactly as run does, without binding a port or starting
+anything, and print which key (prefix, state, expiry) each caller would use
+now. Exit 0 when valid, 1 when not, with the message run would fail with.
+Only secret prefixes are printed.
+
+With --fail-on-expiry, also exit 1 when a key that callers use has no valid
+version at some moment within that time: a CI step that blocks a vault about
+to lapse.`,
+		Example: `  scgate check --config /etc/scgate/config.toml
+  scgate check --config config.toml --fail-on-expiry 14d`,
+		Args: noArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			return cmdCheck(cfg, time.Duration(failOn), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		}),
+	}
+	addConfigFlag(cmd, &path)
+	cmd.Flags().Var(&failOn, "fail-on-expiry", `fail (exit 1) if a key used by a caller has no valid version at some moment within this time from now, e.g. "14d" or "336h"`)
+	return cmd
+}
+
+// dayDuration is a flag's duration that also takes whole days ("14d"), as
+// ops think of expiries.
+type dayDuration time.Duration
+
+func (d *dayDuration) String() string { return roundDuration(time.Duration(*d)) }
+func (d *dayDuration) Type() string   { return "duration" }
+
+func (d *dayDuration) Set(s string) error {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		// At most 100 years: more would overflow time.Duration.
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || days > 36500 {
+			return fmt.Errorf("%q: write whole days (14d) or a Go duration (336h)", s)
+		}
+		*d = dayDuration(time.Duration(days) * 24 * time.Hour)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q: write whole days (14d) or a Go duration (336h)", s)
+	}
+	if v < 0 {
+		return fmt.Errorf("%q must not be negative", s)
+	}
+	*d = dayDuration(v)
+	return nil
+}
+
 // cmdCheck validates a config and its vault without binding anything, and
 // lists which key each caller would use now. Only prefixes are printed. With
-// --fail-on-expiry it also fails when a key in use would be left without a
-// valid version within that time.
-func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", stderr)
-	failOn := fs.Duration("fail-on-expiry", 0, `fail (exit 1) if a key used by a caller has no valid version at some moment within this time from now, e.g. "336h" (14 days)`)
-	cfg, err := parseConfigFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if *failOn < 0 {
-		return usageError{"--fail-on-expiry must not be negative"}
-	}
+// failOn > 0 it also fails when a key in use would be left without a valid
+// version within that time.
+func cmdCheck(cfg *config.Config, failOn time.Duration, stdout, stderr io.Writer) error {
 	now := time.Now()
 	// The same Build as scgate run, without listeners or watchers: what it
 	// accepts, run accepts (but for a taken port or an unreachable Redis).
@@ -64,8 +116,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if *failOn > 0 {
-		return lapsingKeys(v, now, *failOn)
+	if failOn > 0 {
+		return lapsingKeys(v, now, failOn)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/scgate/scgate/cmd/scgate/internal/config"
@@ -108,17 +109,39 @@ func writeDemoVault(path string, d demoVaultData) error {
 	return writeTemplate(path, demoVault, d)
 }
 
-// cmdDemo runs the stand-in broadcaster and a gateway in front of it.
-func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", stderr)
-	selftest := fs.Bool("selftest", false, "run the scripted tour and exit 0 only if every step behaved")
-	listen := fs.String("listen", "127.0.0.1:8080", "gateway address (the selftest uses a free port)")
-	admin := fs.String("admin", "127.0.0.1:9090", "metrics and probes address (the selftest uses a free port)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+func newDemoCmd() *cobra.Command {
+	var o demoOptions
+	cmd := &cobra.Command{
+		Use:   "demo [--selftest] [--listen ADDR] [--admin ADDR]",
+		Short: "Run a stand-in broadcaster and a gateway on loopback, with fake demo keys",
+		Long: `Run a stand-in broadcaster and a gateway in front of it on loopback, with
+fake demo keys, and print what to try. With --selftest, run a scripted tour
+(a read, a create, callers with no key, an unknown and an expired one, a live
+key rotation, a forbidden route, a rate-limited caller) and exit 0 only if
+every step behaved.`,
+		Example: `  scgate demo
+  scgate demo --selftest`,
+		Args: noArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			return cmdDemo(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		}),
 	}
-	if *selftest {
-		*listen, *admin = "127.0.0.1:0", "127.0.0.1:0"
+	cmd.Flags().BoolVar(&o.selftest, "selftest", false, "run the scripted tour and exit 0 only if every step behaved")
+	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:8080", "gateway address (the selftest uses a free port)")
+	cmd.Flags().StringVar(&o.admin, "admin", "127.0.0.1:9090", "metrics and probes address (the selftest uses a free port)")
+	return cmd
+}
+
+// demoOptions are the flags of `scgate demo`.
+type demoOptions struct {
+	selftest      bool
+	listen, admin string
+}
+
+// cmdDemo runs the stand-in broadcaster and a gateway in front of it.
+func cmdDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error {
+	if o.selftest {
+		o.listen, o.admin = "127.0.0.1:0", "127.0.0.1:0"
 	}
 	dir, err := os.MkdirTemp("", "scgate-demo-")
 	if err != nil {
@@ -148,11 +171,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	cfgPath := filepath.Join(dir, "config.toml")
 	level := "info"
-	if *selftest {
+	if o.selftest {
 		level = "warn" // the tour prints its own lines
 	}
 	if err := writeTemplate(cfgPath, demoConfig, map[string]string{
-		"Listen": *listen, "Admin": *admin, "Upstream": "http://" + upstream.Addr().String(), "Level": level,
+		"Listen": o.listen, "Admin": o.admin, "Upstream": "http://" + upstream.Addr().String(), "Level": level,
 	}); err != nil {
 		return err
 	}
@@ -174,7 +197,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	go func() { gwDone <- g.Run(ctx, nil) }()
 
 	base := "http://" + g.Addr().String()
-	if *selftest {
+	if o.selftest {
 		err := runSelftest(ctx, stdout, tour{base: base, standin: si, gw: g, vaultPath: vaultPath})
 		cancel()
 		return errors.Join(err, <-gwDone)

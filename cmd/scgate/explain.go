@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/scgate/scgate/cmd/scgate/internal/config"
 	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
 	"github.com/scgate/scgate/proxy/ratelimit"
@@ -48,28 +50,49 @@ type explainedLimits struct {
 	SharedByCaller int     `json:"key_callers"`
 }
 
+func newExplainCmd() *cobra.Command {
+	var path, caller, method, reqPath string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "explain --config FILE --caller ID [--method M] --path P [--json]",
+		Short: "Say what scgate would do with a request, without calling the broadcaster",
+		Long: `Answer "why does scgate refuse me?" without calling the broadcaster: whether
+the path is safe, which key (name and prefix) the request would carry, which
+limits apply, and whether the route is allowed and by which rule. It asks the
+gateway's own decision function. Exit 0 if the request would be forwarded,
+1 if refused (with the status and error code the caller would get).`,
+		Example: `  scgate explain --config config.toml --caller playlist-sync --path '/api/v2/playlists/?server=1'
+  scgate explain --config config.toml --caller stats --method POST --path /api/v2/playlists/ --json`,
+		Args: noArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			if caller == "" || reqPath == "" {
+				return usageError{"--caller and --path are required"}
+			}
+			cfg, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			return cmdExplain(cfg, caller, method, reqPath, asJSON, cmd.OutOrStdout())
+		}),
+	}
+	addConfigFlag(cmd, &path)
+	cmd.Flags().StringVar(&caller, "caller", "", "the caller's identity, as the resolvers produce it (required)")
+	cmd.Flags().StringVar(&method, "method", "GET", "the request method")
+	cmd.Flags().StringVar(&reqPath, "path", "", "the request path as the caller sends it, e.g. /api/v2/playlists/?server=1 (required)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
 // cmdExplain answers "why does scgate refuse me?" without calling the
 // upstream: which key the request would carry, which limits apply, and
 // whether the route is allowed and by which rule. Exit 0 when the request
 // would be forwarded, 1 when scgate would refuse it.
-func cmdExplain(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("explain", stderr)
-	caller := fs.String("caller", "", "the caller's identity, as the resolvers produce it (required)")
-	method := fs.String("method", "GET", "the request method")
-	path := fs.String("path", "", "the request path as the caller sends it, e.g. /api/v2/playlists/?server=1 (required)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	cfg, err := parseConfigFlags(fs, args)
+func cmdExplain(cfg *config.Config, caller, method, path string, asJSON bool, stdout io.Writer) error {
+	e, err := explain(cfg, caller, strings.ToUpper(method), path, time.Now())
 	if err != nil {
 		return err
 	}
-	if *caller == "" || *path == "" {
-		return usageError{"--caller and --path are required"}
-	}
-	e, err := explain(cfg, *caller, strings.ToUpper(*method), *path, time.Now())
-	if err != nil {
-		return err
-	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(e); err != nil {

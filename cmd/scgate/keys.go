@@ -14,6 +14,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/scgate/scgate/cmd/scgate/internal/config"
 	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/proxy"
@@ -63,23 +66,36 @@ func timeOrNil(t time.Time) *time.Time {
 	return &u
 }
 
-// cmdKeys is `scgate keys` and `scgate keys verify`.
-func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "verify" {
-		return cmdKeysVerify(ctx, args[1:], stdout, stderr)
+func newKeysCmd() *cobra.Command {
+	var path string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "keys --config FILE [--json]",
+		Short: "List every key version: prefix, bounds, state, callers",
+		Long: `List every version of every key in the vault: key, prefix, not_before,
+expires, state (active, standby, expired, pending) and the callers that use
+it. Only prefixes are printed, never a secret. "scgate keys verify" asks the
+broadcaster which versions it accepts.`,
+		Example: `  scgate keys --config /etc/scgate/config.toml
+  scgate keys --config config.toml --json | jq '.[] | select(.state == "active")'`,
+		Args: noArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			v, _, err := gateway.LoadVault(cfg, func() time.Time { return now })
+			if err != nil {
+				return err
+			}
+			return printKeys(cmd.OutOrStdout(), keyRows(v, now), asJSON)
+		}),
 	}
-	fs := newFlags("keys", stderr)
-	asJSON := fs.Bool("json", false, "print JSON (for scripts) instead of a table")
-	cfg, err := parseConfigFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	v, _, err := gateway.LoadVault(cfg, func() time.Time { return now })
-	if err != nil {
-		return err
-	}
-	return printKeys(stdout, keyRows(v, now), *asJSON)
+	addConfigFlag(cmd, &path)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (for scripts) instead of a table")
+	cmd.AddCommand(newKeysVerifyCmd())
+	return cmd
 }
 
 func printKeys(w io.Writer, rows []keyRow, asJSON bool) error {
@@ -126,20 +142,48 @@ func bound(t *time.Time, none string) string {
 // Streaming.Center docs (docs/design.md, The broadcaster API).
 const defaultVerifyPath = "/api/v2/playlists/?server=1"
 
+// verifyOptions are the flags of `scgate keys verify`.
+type verifyOptions struct {
+	asJSON  bool
+	path    string
+	timeout time.Duration
+}
+
+func newKeysVerifyCmd() *cobra.Command {
+	var path string
+	var o verifyOptions
+	cmd := &cobra.Command{
+		Use:   "verify --config FILE [--path P] [--timeout D] [--json]",
+		Short: "Ask the broadcaster whether it accepts each key version",
+		Long: `Ask the broadcaster, with each key version in turn, for a resource that needs
+a key (a made-up key first, to prove --path needs one), and add accepted or
+rejected per prefix. Exit 1 if an active version is rejected or cannot be
+checked: a pipeline can test a new key before it goes live and catch a
+revoked one.`,
+		Example: `  scgate keys verify --config /etc/scgate/config.toml
+  scgate keys verify --config config.toml --path '/api/v2/history/?limit=1&server=1' --json`,
+		Args: noArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			return cmdKeysVerify(cmd.Context(), cfg, o, cmd.OutOrStdout())
+		}),
+	}
+	addConfigFlag(cmd, &path)
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print JSON (for scripts) instead of a table")
+	cmd.Flags().StringVar(&o.path, "path", defaultVerifyPath, "a cheap GET that needs a key, path and query")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Second, "deadline of each request")
+	return cmd
+}
+
 // cmdKeysVerify asks the broadcaster, with each key version in turn, for a
 // key-protected resource, and reports which versions it accepts. It exits 1
 // when an active version is refused (or cannot be checked), so a pipeline
 // can test a new key before it goes live and catch a revoked one.
-func cmdKeysVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("keys verify", stderr)
-	asJSON := fs.Bool("json", false, "print JSON (for scripts) instead of a table")
-	path := fs.String("path", defaultVerifyPath, "a cheap GET that needs a key, path and query")
-	timeout := fs.Duration("timeout", 10*time.Second, "deadline of each request")
-	cfg, err := parseConfigFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	target, err := verifyURL(cfg.Upstream.URL, *path)
+func cmdKeysVerify(ctx context.Context, cfg *config.Config, o verifyOptions, stdout io.Writer) error {
+	target, err := verifyURL(cfg.Upstream.URL, o.path)
 	if err != nil {
 		return err
 	}
@@ -155,7 +199,7 @@ func cmdKeysVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 	transport := proxy.NewTransport(to)
 	defer transport.CloseIdleConnections()
 	ask := func(key string) (int, error) {
-		rctx, cancel := context.WithTimeout(ctx, *timeout)
+		rctx, cancel := context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 		req, err := http.NewRequestWithContext(rctx, http.MethodGet, target, nil)
 		if err != nil {
@@ -171,7 +215,7 @@ func cmdKeysVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 		_ = resp.Body.Close()
 		return resp.StatusCode, nil
 	}
-	if err := checkVerifyPath(ask, *path); err != nil {
+	if err := checkVerifyPath(ask, o.path); err != nil {
 		return err
 	}
 	rows := keyRows(v, now)
@@ -201,7 +245,7 @@ func cmdKeysVerify(ctx context.Context, args []string, stdout, stderr io.Writer)
 			}
 		}
 	}
-	if err := printKeys(stdout, rows, *asJSON); err != nil {
+	if err := printKeys(stdout, rows, o.asJSON); err != nil {
 		return err
 	}
 	return errors.Join(failed...)

@@ -5,19 +5,22 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/scgate/scgate/cmd/scgate/internal/config"
 )
 
-// Exit codes (docs/design.md, CLI).
+// Exit codes (README.md, Commands).
 const (
 	exitOK      = 0
 	exitInvalid = 1
@@ -26,29 +29,6 @@ const (
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
 var version = "dev"
-
-const usage = `scgate: the authenticating gateway in front of the Streaming.Center API
-
-Usage:
-  scgate run --config FILE [--cpuprofile FILE]
-                                  run the gateway (also: scgate --config FILE; SCGATE_CONFIG)
-  scgate check --config FILE [--fail-on-expiry DURATION]
-                                  validate config and vault; list callers and their keys
-  scgate keys --config FILE [--json]
-                                  list every key version: prefix, bounds, state, callers
-  scgate keys verify --config FILE [--path P] [--json]
-                                  ask the broadcaster whether it accepts each key version
-  scgate explain --config FILE --caller ID --method M --path P [--json]
-                                  which key, limits and route rule a request would get,
-                                  without calling the broadcaster (exit 1 if refused)
-  scgate vault encrypt --recipient AGE1... --in FILE --out FILE [--armor]
-  scgate vault decrypt --identity FILE --in FILE --out FILE
-                                  encrypt or decrypt a vault with age
-  scgate demo [--selftest]        stand-in broadcaster + gateway on loopback, with demo keys
-  scgate standin --listen ADDR --key KEY...
-                                  the stand-in broadcaster alone, for integration tests
-  scgate version                  version, commit, Go version
-`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -62,16 +42,39 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// commandError is a command that ran and failed (invalid config, a failed
+// check): exit 1. Every error a command's RunE returns is one, unless it is
+// a usageError; what cobra itself returns (an unknown command or flag, a
+// bad flag value) is not, and so exits 2.
+type commandError struct{ err error }
+
+func (e commandError) Error() string { return e.err.Error() }
+func (e commandError) Unwrap() error { return e.err }
+
+// loggedError is a failure already written to the gateway's log (in its
+// configured format): exit 1 without printing it again.
+type loggedError struct{ err error }
+
+func (e loggedError) Error() string { return e.err.Error() }
+func (e loggedError) Unwrap() error { return e.err }
+
+// runMain runs the command line args and returns the exit code. Every error
+// is printed once, to stderr.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	err := dispatch(ctx, args, stdout, stderr)
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var le loggedError
 	var ue usageError
+	var ce commandError
 	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "scgate: %s\n\n%s", ue.msg, usage)
+	case errors.As(err, &le):
+		return exitInvalid
+	case errors.As(err, &ue) || !errors.As(err, &ce):
+		fmt.Fprintf(stderr, "scgate: %s\nRun '%s --help' for usage.\n", strings.TrimRight(err.Error(), "\n"), cmd.CommandPath())
 		return exitUsage
 	default:
 		fmt.Fprintf(stderr, "scgate: %v\n", err)
@@ -79,73 +82,155 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		if os.Getenv("SCGATE_CONFIG") != "" {
-			return cmdRun(ctx, nil, stderr)
-		}
-		return usageError{"no command given"}
-	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "run":
-		return cmdRun(ctx, rest, stderr)
-	case "check":
-		return cmdCheck(rest, stdout, stderr)
-	case "keys":
-		return cmdKeys(ctx, rest, stdout, stderr)
-	case "explain":
-		return cmdExplain(rest, stdout, stderr)
-	case "vault":
-		return cmdVault(rest, stdout, stderr)
-	case "demo":
-		return cmdDemo(ctx, rest, stdout, stderr)
-	case "standin":
-		return cmdStandin(ctx, rest, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, versionString())
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	if len(cmd) > 1 && cmd[0] == '-' {
-		return cmdRun(ctx, args, stderr) // scgate --config FILE
-	}
-	return usageError{fmt.Sprintf("unknown command %q", cmd)}
-}
-
-// newFlags makes a subcommand's flag set that reports errors instead of exiting.
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("scgate "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+// runE adapts a command's function to cobra, marking its failures as
+// command failures (exit 1) unless they are usage errors.
+func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		err := f(cmd, args)
+		var ue usageError
+		var le loggedError
+		if err == nil || errors.As(err, &ue) || errors.As(err, &le) {
 			return err
 		}
-		return usageError{err.Error()}
+		return commandError{err}
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
-	}
-	return nil
 }
 
-// parseConfigFlags adds --config to fs (whose other flags are already
-// defined), parses args and loads the config.
-func parseConfigFlags(fs *flag.FlagSet, args []string) (*config.Config, error) {
-	path := fs.String("config", os.Getenv("SCGATE_CONFIG"), "config file (default $SCGATE_CONFIG)")
-	if err := parseFlags(fs, args); err != nil {
-		return nil, err
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	var ro runOptions
+	root := &cobra.Command{
+		Use:   "scgate",
+		Short: "The authenticating gateway in front of the Streaming.Center API",
+		Long: `scgate is the authenticating gateway in front of the Streaming.Center broadcaster API.
+Callers send requests without credentials; scgate identifies them, attaches the
+caller's key from the vault as SC-API-KEY, enforces route policy and rate limits,
+and forwards to the broadcaster.
+
+"scgate --config FILE" (or SCGATE_CONFIG set and no command) runs the gateway.
+Exit codes: 0 success, 1 invalid input or a failed check, 2 usage error.`,
+		Example: `  scgate check --config /etc/scgate/config.toml
+  scgate --config /etc/scgate/config.toml
+  scgate demo`,
+		Version:       versionString(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			if ro.config == "" {
+				return usageError{"no command given (or --config FILE to run the gateway)"}
+			}
+			return cmdRun(cmd.Context(), ro, cmd.ErrOrStderr())
+		}),
 	}
-	if *path == "" {
-		return nil, usageError{"--config FILE is required"}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(flagError)
+	root.CompletionOptions.HiddenDefaultCmd = false
+	addRunFlags(root, &ro)
+	root.AddCommand(
+		newRunCmd(), newCheckCmd(), newKeysCmd(), newExplainCmd(), newVaultCmd(),
+		newDemoCmd(), newStandinCmd(), newVersionCmd(),
+	)
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print the version, commit and Go version",
+		Example: "  scgate version",
+		Args:    noArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), versionString())
+			return err
+		}),
 	}
-	return config.Load(*path)
+}
+
+// addConfigFlag adds --config, whose default is $SCGATE_CONFIG.
+func addConfigFlag(cmd *cobra.Command, path *string) {
+	cmd.Flags().StringVar(path, "config", os.Getenv("SCGATE_CONFIG"), "the config file (default $SCGATE_CONFIG)")
+	_ = cmd.MarkFlagFilename("config", "toml")
+}
+
+// loadConfig loads the --config file, which is required.
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return nil, usageError{"--config FILE is required (or set SCGATE_CONFIG)"}
+	}
+	return config.Load(path)
+}
+
+// noArgs refuses positional arguments, suggesting a subcommand for a
+// misspelt one (cobra's suggestions), as cobra does for the root.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if cmd.HasSubCommands() {
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2 // cobra's default for the root
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+		}
+		return usageError{msg}
+	}
+	return usageError{fmt.Sprintf("unexpected argument %q", args[0])}
+}
+
+// flagError makes a flag that cannot be parsed a usage error, with "did
+// you mean" for a misspelt flag name.
+func flagError(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	const prefix = "unknown flag: --"
+	if name, ok := strings.CutPrefix(msg, prefix); ok {
+		if s := suggestFlag(cmd, name); s != "" {
+			msg += fmt.Sprintf("\n\nDid you mean this?\n\t--%s", s)
+		}
+	}
+	return usageError{msg}
+}
+
+// suggestFlag is the flag of cmd closest to name (within two edits, or a
+// prefix of it), or "".
+func suggestFlag(cmd *cobra.Command, name string) string {
+	best, bestD := "", 3
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Hidden {
+			return
+		}
+		d := editDistance(name, f.Name)
+		if strings.HasPrefix(f.Name, name) && d > 1 {
+			d = 1
+		}
+		if d < bestD {
+			best, bestD = f.Name, d
+		}
+	})
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // versionString reports the version stamped with -ldflags, else the module

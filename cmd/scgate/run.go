@@ -9,20 +9,53 @@ import (
 	"runtime/pprof"
 	"syscall"
 
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
 	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
 )
 
+// runOptions are the flags of `scgate run` (and of `scgate --config FILE`).
+type runOptions struct {
+	config, cpuProfile string
+}
+
+func addRunFlags(cmd *cobra.Command, o *runOptions) {
+	addConfigFlag(cmd, &o.config)
+	cmd.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for the benchmark and default.pgo)")
+}
+
+func newRunCmd() *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run --config FILE",
+		Short: "Run the gateway",
+		Long: `Run the gateway: serve until SIGTERM or Ctrl-C, reload the vault, certificates,
+limits and route policy on SIGHUP. "scgate --config FILE" is the same, and
+SCGATE_CONFIG is the default for --config.
+
+Once the config is loaded, every message, a failure to start included, is
+written to the log in the configured [log] format.`,
+		Example: `  scgate run --config /etc/scgate/config.toml
+  SCGATE_CONFIG=/etc/scgate/config.toml scgate`,
+		Args: noArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			return cmdRun(cmd.Context(), o, cmd.ErrOrStderr())
+		}),
+	}
+	addRunFlags(cmd, &o)
+	return cmd
+}
+
 // cmdRun is `scgate run`: Build the gateway, serve until SIGTERM, reload on
 // SIGHUP.
-func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlags("run", stderr)
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for the bench and default.pgo)")
-	cfg, err := parseConfigFlags(fs, args)
+func cmdRun(ctx context.Context, o runOptions, stderr io.Writer) error {
+	cfg, err := loadConfig(o.config)
 	if err != nil {
 		return err
 	}
-	if *cpuProfile != "" {
-		stop, err := startCPUProfile(*cpuProfile)
+	if o.cpuProfile != "" {
+		stop, err := startCPUProfile(o.cpuProfile)
 		if err != nil {
 			return err
 		}
@@ -34,15 +67,22 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer stopLogs()
 	defer func() { _ = logger.Sync() }()
+	// From here on a failure goes to the log, in its format (JSON lines
+	// for a log collector), rather than as plain text among log lines.
 	v, commit := buildVersion()
 	g, err := gateway.Build(cfg, gateway.Options{Logger: logger, Version: v, Revision: commit})
 	if err != nil {
-		return err
+		logger.Error("scgate cannot start", zap.Error(err))
+		return loggedError{err}
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	return g.Run(ctx, hup)
+	if err := g.Run(ctx, hup); err != nil {
+		logger.Error("scgate failed", zap.Error(err))
+		return loggedError{err}
+	}
+	return nil
 }
 
 // startCPUProfile profiles the process until the returned function is

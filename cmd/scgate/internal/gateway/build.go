@@ -273,13 +273,15 @@ func (g *Gateway) listen() error {
 	so.Conns = g.cfg.ConnLimits(g.metrics.ConnectionRefused)
 	so.OnTLSHandshakeError = g.metrics.TLSHandshakeError
 	var err error
+	// A listener that cannot bind (a port in use) names its setting, so the
+	// fatal log line says what to change.
 	if g.server, err = proxy.Listen(g.handler, so); err != nil {
-		return err
+		return g.cfg.Wrap(err, "server", "listen")
 	}
 	ao := g.cfg.Admin.ServerOptions()
 	ao.Logger = g.log
 	if g.admin, err = proxy.Listen(g.metrics.AdminHandler(g.Ready), ao); err != nil {
-		return err
+		return g.cfg.Wrap(err, "admin", "listen")
 	}
 	return g.listenACMEChallenge()
 }

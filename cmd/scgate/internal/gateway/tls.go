@@ -134,7 +134,10 @@ func (g *Gateway) listenACMEChallenge() error {
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 		IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10,
 	})
-	return err
+	if err != nil {
+		return g.cfg.Wrap(err, "server", "acme", "http_challenge_listen")
+	}
+	return nil
 }
 
 // manageCertificates obtains (or loads from storage) every domain's
