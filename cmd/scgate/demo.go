@@ -51,6 +51,11 @@ secret = "{{.Admin}}"
 [[keys.playlist-admin]]
 secret = "{{.Rotated}}"
 not_before = {{.RotatedFrom}}
+{{else}}
+# To rotate the key live, remove the "# " before the next two lines and save:
+# the newer version (the stand-in accepts it too) becomes the active one.
+# [[keys.playlist-admin]]
+# secret = "{{.Next}}"
 {{end}}
 [[keys.archive]]
 secret = "{{.Expired}}"
@@ -103,7 +108,10 @@ format = "console"
 level = "{{.Level}}"
 `))
 
-type demoVaultData struct{ Admin, Rotated, RotatedFrom, Expired string }
+// demoVaultData fills the demo vault. Rotated (with RotatedFrom) lists a
+// second version; Next, when Rotated is empty, is the one the comment tells
+// a person trying the demo to add.
+type demoVaultData struct{ Admin, Rotated, RotatedFrom, Expired, Next string }
 
 func writeDemoVault(path string, d demoVaultData) error {
 	return writeTemplate(path, demoVault, d)
@@ -149,7 +157,13 @@ func cmdDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error
 	}
 	defer os.RemoveAll(dir)
 
-	si, err := standin.New(standin.Options{Keys: []string{demoKeyAdmin}, MaxRecorded: 1000})
+	keys := []string{demoKeyAdmin}
+	if !o.selftest {
+		// The vault's comment offers this version for a live rotation; the
+		// tour registers it itself, at the step that rotates.
+		keys = append(keys, demoKeyRotated)
+	}
+	si, err := standin.New(standin.Options{Keys: keys, MaxRecorded: 1000})
 	if err != nil {
 		return err
 	}
@@ -166,7 +180,7 @@ func cmdDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error
 	defer func() { cancel(); <-upDone }()
 
 	vaultPath := filepath.Join(dir, "keys.toml")
-	if err := writeDemoVault(vaultPath, demoVaultData{Admin: demoKeyAdmin, Expired: demoKeyExpired}); err != nil {
+	if err := writeDemoVault(vaultPath, demoVaultData{Admin: demoKeyAdmin, Expired: demoKeyExpired, Next: demoKeyRotated}); err != nil {
 		return err
 	}
 	cfgPath := filepath.Join(dir, "config.toml")
@@ -241,6 +255,8 @@ Try:
   curl -s %[3]s/metrics | grep ^scgate_
 
 Edit the vault while it runs (applied within a second): %[4]s
+  To rotate the key, uncomment the newer version it offers, then watch
+  curl -s %[3]s/metrics | grep scgate_key_active
 Ctrl-C stops.
 `, base, demoAddrStranger, admin, vault, demoAddrStats)
 }
