@@ -61,7 +61,7 @@ func TestSIGTERMUnderLoadDropsNothing(t *testing.T) {
 			close(up.release)
 		}
 	}()
-	cfg := writeProcessConfig(t, upSrv.URL, "shutdown_delay = \"2s\"\nshutdown_timeout = \"20s\"\n",
+	cfg := writeProcessConfig(t, upSrv.URL, "shutdown_delay = \"5s\"\nshutdown_timeout = \"20s\"\n",
 		"[callers]\n\"svc\" = \"k\"\n[[keys.k]]\nsecret = \""+sigKey1+"\"\n")
 	p := startScgate(t, buildScgate(t), cfg)
 
@@ -82,11 +82,14 @@ func TestSIGTERMUnderLoadDropsNothing(t *testing.T) {
 		return code == http.StatusServiceUnavailable
 	})
 	sentAtDrain := l.count()
-	close(stop) // the load balancer has taken the pod out
-	sent, failed, failures := l.result()
+	// First thing after /readyz failed, before waiting for the load to
+	// stop (which a loaded machine can make slow): shutdown_delay (5 s) is
+	// counted from SIGTERM, and only this one request has to fit in it.
 	if code, body := get(t, &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, p.base+"/api/v2/history/"); code != http.StatusOK {
 		t.Fatalf("a new request during shutdown_delay: %d %s", code, body)
 	}
+	close(stop) // the load balancer has taken the pod out
+	sent, failed, failures := l.result()
 	waitUntil(t, "the listener to close after shutdown_delay", p.refusing)
 	close(up.release)
 	released = true

@@ -368,18 +368,24 @@ func waitForStack(t *testing.T, fn string) {
 }
 
 func TestAdmitWaitsForItsToken(t *testing.T) {
-	// Real clock: Admit sits out the Wait with a timer.
-	l, err := New(Options{Limits: Limits{Caller: CallerLimits{Bucket: Bucket{Rate: 50, Burst: 1}, Mode: Wait, MaxWait: 10 * time.Second}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
+	// The bucket's clock stands still, so each request's Wait is exact
+	// whatever the machine's load (with the real clock, a slow machine let
+	// 20 ms pass between two requests and the token was there without
+	// waiting). Admit sits the Wait out with a real timer: it must not return
+	// before that, and a loaded machine can only make it later.
+	l := newLimiter(t, newClock(), Limits{Caller: CallerLimits{Bucket: Bucket{Rate: 50, Burst: 1}, Mode: Wait, MaxWait: 10 * time.Second}})
+	for i, want := range []time.Duration{0, 20 * time.Millisecond, 40 * time.Millisecond} {
+		start := time.Now()
 		a, err := l.Admit(context.Background(), "batch", "k")
+		took := time.Since(start)
 		if err != nil || !a.Allowed {
 			t.Fatalf("request %d: %+v %v", i+1, a, err)
 		}
-		if i > 0 && a.Wait <= 0 {
-			t.Fatalf("request %d went without waiting for its token", i+1)
+		if a.Wait != want {
+			t.Fatalf("request %d: Wait %v, want %v", i+1, a.Wait, want)
+		}
+		if took < want {
+			t.Fatalf("request %d: Admit returned after %v, before its %v wait", i+1, took, want)
 		}
 		a.Release()
 	}
