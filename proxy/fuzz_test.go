@@ -189,7 +189,10 @@ func FuzzUpstreamAnswer(f *testing.F) {
 	e := newEnv(f, envOptions{upstream: up})
 	upHost := e.upstream.Listener.Addr().String()
 	origin := "http://" + upHost
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// A bare transport, not a Client: a Client parses a 3xx's Location (and
+	// fails on one such as "%") before any redirect policy is asked, and
+	// this target checks what the gateway sends, not what a client follows.
+	client := &http.Transport{}
 	f.Cleanup(client.CloseIdleConnections)
 	for _, s := range []struct {
 		status   int
@@ -221,7 +224,7 @@ func FuzzUpstreamAnswer(f *testing.F) {
 		next.Store(a)
 		req, _ := http.NewRequest("GET", e.gateway.URL+"/api/v2/history/", nil)
 		req.Header.Set("X-Test-Caller", "admin")
-		resp, err := client.Do(req)
+		resp, err := client.RoundTrip(req)
 		if err != nil {
 			t.Fatal(err)
 		}
