@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/agnivade/levenshtein"
+
 	toml "github.com/pelletier/go-toml/v2"
 
 	"github.com/scgate/scgate/internal/tomlpos"
@@ -296,7 +298,7 @@ func (c *checker) show(s string) string {
 func suggest(name string, allowed ...string) string {
 	best, bestDist := "", 3
 	for _, a := range allowed {
-		if d := editDistance(strings.ToLower(name), a); d < bestDist {
+		if d := levenshtein.ComputeDistance(strings.ToLower(name), a); d < bestDist {
 			best, bestDist = a, d
 		}
 	}
@@ -304,25 +306,4 @@ func suggest(name string, allowed ...string) string {
 		return ""
 	}
 	return fmt.Sprintf("; did you mean %q?", best)
-}
-
-// editDistance is the Levenshtein distance, for typo suggestions only.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
