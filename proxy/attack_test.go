@@ -151,17 +151,7 @@ func newAttackEnv(t testing.TB, o envOptions, so proxy.ServerOptions) *attackEnv
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- proxy.Run(ctx, proxy.LifecycleOptions{Gateways: []*proxy.Server{srv}, ShutdownTimeout: 5 * time.Second})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-	})
+	serveUntilCleanup(t, srv)
 	return &attackEnv{env: e, up: up, addr: srv.Addr().String()}
 }
 
@@ -498,4 +488,21 @@ func TestAttackRequestSmuggling(t *testing.T) {
 			checkUpstreamClean(t, a.up, m, keyAdmin, "/api/v2/smuggled/")
 		})
 	}
+}
+
+// serveUntilCleanup runs srv through proxy.Run until the test ends, then
+// shuts it down and reports an error from its run.
+func serveUntilCleanup(t testing.TB, srv *proxy.Server) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- proxy.Run(ctx, proxy.LifecycleOptions{Gateways: []*proxy.Server{srv}, ShutdownTimeout: 5 * time.Second})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway: %v", err)
+		}
+	})
 }

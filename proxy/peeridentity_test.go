@@ -133,17 +133,7 @@ func newMTLSGateway(t *testing.T, o mtlsGatewayOptions) *mtlsGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- proxy.Run(ctx, proxy.LifecycleOptions{Gateways: []*proxy.Server{srv}, ShutdownTimeout: 5 * time.Second})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-	})
+	serveUntilCleanup(t, srv)
 	g.addr = srv.Addr().String()
 	return g
 }
