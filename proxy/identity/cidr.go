@@ -109,10 +109,13 @@ func (c *cidr) Resolve(r *http.Request) (string, error) {
 	return "", ErrNoIdentity
 }
 
-// sourceAddr extracts the IP address from a RemoteAddr: "host:port",
-// "[v6]:port" or a bare address, IPv4-mapped addresses unmapped. The zone
-// is dropped because prefixes carry none; it is cut off before parsing
-// because netip would allocate to keep it.
+// sourceAddr extracts the IP address from a RemoteAddr or an
+// X-Forwarded-For entry: "v4:port", "[v6]:port", "[v6]" or a bare address,
+// IPv4-mapped addresses unmapped. Anything else, such as "1.2.3.4:junk" or
+// "[::1]junk", is refused rather than read leniently: the entries come from
+// a trusted proxy, and one that writes them malformed is misbehaving. The
+// zone of an IPv6 address is dropped because prefixes carry none; it is cut
+// off before parsing because netip would allocate to keep it.
 func sourceAddr(s string) (netip.Addr, bool) {
 	host := s
 	switch {
@@ -122,10 +125,23 @@ func sourceAddr(s string) (netip.Addr, bool) {
 			return netip.Addr{}, false
 		}
 		host = s[1:end]
+		if strings.IndexByte(host, '[') >= 0 {
+			return netip.Addr{}, false
+		}
+		if rest := s[end+1:]; rest != "" && (rest[0] != ':' || !validPort(rest[1:])) {
+			return netip.Addr{}, false
+		}
 	case strings.Count(s, ":") == 1:
-		host = s[:strings.IndexByte(s, ':')]
+		i := strings.IndexByte(s, ':')
+		if !validPort(s[i+1:]) {
+			return netip.Addr{}, false
+		}
+		host = s[:i]
 	}
-	if i := strings.IndexByte(host, '%'); i >= 0 {
+	if i := strings.IndexByte(host, '%'); i >= 0 && strings.IndexByte(host[:i], ':') >= 0 {
+		if i == len(host)-1 {
+			return netip.Addr{}, false // an empty zone
+		}
 		host = host[:i]
 	}
 	addr, err := netip.ParseAddr(host)
@@ -133,4 +149,22 @@ func sourceAddr(s string) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return addr.Unmap(), true
+}
+
+// validPort reports whether s is a decimal port number, 0 to 65535.
+func validPort(s string) bool {
+	if s == "" {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		if n = n*10 + int(c-'0'); n > 65535 {
+			return false
+		}
+	}
+	return true
 }

@@ -131,7 +131,8 @@ func TestCIDRZeroAllocs(t *testing.T) {
 // FuzzCIDR checks Resolve against a brute-force longest-prefix search, on
 // whatever RemoteAddr it is given.
 func FuzzCIDR(f *testing.F) {
-	for _, s := range []string{"10.1.2.3:80", "[fd00::1]:80", "[::ffff:10.1.2.3]:1", "10.1.2.3", "[fe80::1%x]:1", "", "[", "1:2"} {
+	for _, s := range []string{"10.1.2.3:80", "[fd00::1]:80", "[::ffff:10.1.2.3]:1", "10.1.2.3", "[fe80::1%x]:1", "", "[", "1:2",
+		"1.2.3.4:junk", "[::1]junk", "1.2.3.4%eth0", "[fe80::1%]:1", "[1.2.3.4]:80", "10.1.2.3:65536", "10.1.2.3:00080", "[::1]"} {
 		f.Add(s)
 	}
 	rules := []CIDRRule{
@@ -141,7 +142,7 @@ func FuzzCIDR(f *testing.F) {
 	res := mustCIDR(f, rules...)
 	f.Fuzz(func(t *testing.T, remote string) {
 		id, err := res.Resolve(requestFrom(remote))
-		addr, ok := sourceAddr(remote)
+		addr, ok := oracleAddr(remote)
 		if !ok {
 			if !errors.Is(err, ErrNoIdentity) {
 				t.Fatalf("%q does not parse but resolved to (%q, %v)", remote, id, err)
@@ -158,4 +159,48 @@ func FuzzCIDR(f *testing.F) {
 			t.Fatalf("%q (%s): got (%q, %v), want %q", remote, addr, id, err, want)
 		}
 	})
+}
+
+// TestAddressForms pins which spellings of an address are read (from
+// RemoteAddr and from X-Forwarded-For entries) and which are refused: a
+// malformed entry is an error, never read as the address it starts with.
+func TestAddressForms(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.1.2.3":            "10.1.2.3",
+		"10.1.2.3:80":         "10.1.2.3",
+		"10.1.2.3:0080":       "10.1.2.3",
+		"[2001:db8::1]:443":   "2001:db8::1",
+		"[2001:db8::1]":       "2001:db8::1",
+		"2001:db8::1":         "2001:db8::1",
+		"[fe80::1%eth0]:1":    "fe80::1",
+		"fe80::1%eth0":        "fe80::1",
+		"[::ffff:10.1.2.3]:1": "10.1.2.3",
+		"[10.1.2.3]:80":       "10.1.2.3",
+		"10.1.2.3:junk":       "",
+		"10.1.2.3:":           "",
+		"10.1.2.3:65536":      "",
+		"10.1.2.3:+80":        "",
+		"[::1]junk":           "",
+		"[::1]:":              "",
+		"[::1]:80:90":         "",
+		"10.1.2.3%eth0":       "",
+		"[fe80::1%]:1":        "",
+		"unknown":             "",
+		"_hidden":             "",
+		"":                    "",
+	} {
+		got, ok := sourceAddr(in)
+		if want == "" {
+			if ok {
+				t.Errorf("%q read as %v, want refused", in, got)
+			}
+			continue
+		}
+		if !ok || got != netip.MustParseAddr(want) {
+			t.Errorf("%q: got %v (%v), want %s", in, got, ok, want)
+		}
+		if o, ook := oracleAddr(in); !ook || o != got {
+			t.Errorf("%q: the fuzz oracle says %v (%v)", in, o, ook)
+		}
+	}
 }

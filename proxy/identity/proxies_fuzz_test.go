@@ -20,7 +20,8 @@ func FuzzClientAddr(f *testing.F) {
 	} {
 		f.Add(s[0], s[1], s[2])
 	}
-	lb := mustProxies(f, "10.0.0.0/24", "fd00:1b::/64")
+	trusted := []string{"10.0.0.0/24", "fd00:1b::/64"}
+	lb := mustProxies(f, trusted...)
 	f.Fuzz(func(t *testing.T, remote, line1, line2 string) {
 		r, _ := http.NewRequest("GET", "http://gw/", nil)
 		r.RemoteAddr = remote
@@ -33,14 +34,14 @@ func FuzzClientAddr(f *testing.F) {
 		}
 		got, err := lb.ClientAddr(r)
 
-		peer, ok := sourceAddr(remote)
+		peer, ok := oracleAddr(remote)
 		if !ok {
 			if err == nil {
 				t.Fatalf("no peer address in %q, yet %v", remote, got)
 			}
 			return
 		}
-		if !lb.contains(peer) {
+		if !oracleContains(trusted, peer) {
 			if err != nil || got != peer {
 				t.Fatalf("untrusted peer %v: got %v, %v", peer, got, err)
 			}
@@ -62,13 +63,13 @@ func FuzzClientAddr(f *testing.F) {
 				wantErr = true
 				break
 			}
-			a, ok := sourceAddr(e)
+			a, ok := oracleAddr(e)
 			if !ok {
 				wantErr = true
 				break
 			}
 			want = a
-			if !lb.contains(a) {
+			if !oracleContains(trusted, a) {
 				break
 			}
 		}
