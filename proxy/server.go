@@ -130,6 +130,9 @@ type LifecycleOptions struct {
 	// ShutdownDelay keeps serving new requests after OnDrain, while load
 	// balancers and Kubernetes endpoints stop routing here.
 	ShutdownDelay time.Duration
+	// SkipDelay, when it is closed or receives, ends the shutdown delay
+	// early (a second SIGTERM or Ctrl-C); the drain still runs.
+	SkipDelay <-chan struct{}
 	// ShutdownTimeout bounds the drain of in-flight requests.
 	ShutdownTimeout time.Duration
 	Logger          *zap.Logger
@@ -168,6 +171,9 @@ func Run(ctx context.Context, o LifecycleOptions) error {
 		t := time.NewTimer(o.ShutdownDelay)
 		select {
 		case <-t.C:
+		case <-o.SkipDelay:
+			t.Stop()
+			logger.Info("draining: shutdown delay cut short")
 		case runErr = <-errc:
 			received++
 			t.Stop()

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,11 +47,17 @@ func startGatewayFrom(t *testing.T, path string) (*gateway.Gateway, func() error
 // called (like SIGTERM).
 func startGatewayWith(t *testing.T, path string, logger *zap.Logger, hup <-chan os.Signal) (*gateway.Gateway, func() error) {
 	t.Helper()
+	return startGatewayOpts(t, path, gateway.Options{Logger: logger}, hup)
+}
+
+// startGatewayOpts is startGatewayWith with the gateway's Options.
+func startGatewayOpts(t *testing.T, path string, opts gateway.Options, hup <-chan os.Signal) (*gateway.Gateway, func() error) {
+	t.Helper()
 	c, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gateway.Build(c, gateway.Options{Logger: logger})
+	g, err := gateway.Build(c, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,9 +100,14 @@ func get(t *testing.T, client *http.Client, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// TestGracefulShutdown stops the gateway with a request in flight: /readyz
+// fails at once, a new request is still served during the shutdown delay
+// (an hour here, so no machine is slow enough to outlast it; the test ends
+// it as a second SIGTERM would), and the request in flight completes.
 func TestGracefulShutdown(t *testing.T) {
 	arrived := make(chan struct{}, 8)
 	release := make(chan struct{})
+	var releaseOnce sync.Once
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		arrived <- struct{}{}
 		if r.URL.Path == "/api/v2/history/" {
@@ -104,10 +116,16 @@ func TestGracefulShutdown(t *testing.T) {
 		_, _ = io.WriteString(w, `{"ok":true}`)
 	}))
 	defer up.Close()
-	g, stop := startGateway(t, fmt.Sprintf(`
+	// Deferred after up.Close, so it runs first: a failure anywhere below
+	// must not leave the held request blocking the upstream's Close.
+	defer releaseOnce.Do(func() { close(release) })
+	skip := make(chan struct{})
+	var skipOnce sync.Once
+	defer skipOnce.Do(func() { close(skip) })
+	path := writeConfig(t, fmt.Sprintf(`
 [server]
 listen = "127.0.0.1:0"
-shutdown_delay = "3s"
+shutdown_delay = "1h"
 shutdown_timeout = "10s"
 [admin]
 listen = "127.0.0.1:0"
@@ -118,6 +136,7 @@ file = "keys.toml"
 [identity]
 static = "svc"
 `, up.URL))
+	g, stop := startGatewayOpts(t, path, gateway.Options{Logger: zap.NewNop(), SkipDelay: skip}, nil)
 	base := "http://" + g.Addr().String()
 	admin := "http://" + g.AdminAddr().String()
 	if code, _ := get(t, http.DefaultClient, admin+"/readyz"); code != http.StatusOK {
@@ -144,13 +163,20 @@ static = "svc"
 		code, body := get(t, http.DefaultClient, admin+"/readyz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "draining")
 	})
-	// During the shutdown delay, new requests are still served. The delay
-	// (3 s from the stop) only has to cover this one request after /readyz
-	// failed; 300 ms was too short on a loaded machine.
-	if code, body := get(t, &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, base+"/api/v2/channels/"); code != http.StatusOK {
+	noKeepAlive := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	if code, body := get(t, noKeepAlive, base+"/api/v2/channels/"); code != http.StatusOK {
 		t.Fatalf("request during the shutdown delay: %d %s", code, body)
 	}
-	close(release)
+	skipOnce.Do(func() { close(skip) })
+	waitUntil(t, "the listener to close once the delay is cut short", func() bool {
+		c, err := net.Dial("tcp", g.Addr().String())
+		if err != nil {
+			return true
+		}
+		c.Close()
+		return false
+	})
+	releaseOnce.Do(func() { close(release) })
 	if err := <-inflight; err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,9 @@ func cmdRun(ctx context.Context, o runOptions, stderr io.Writer) error {
 	// From here on a failure goes to the log, in its format (JSON lines
 	// for a log collector), rather than as plain text among log lines.
 	v, commit := buildVersion()
-	g, err := gateway.Build(cfg, gateway.Options{Logger: logger, Version: v, Revision: commit})
+	skip, stopSkip := secondSignal()
+	defer stopSkip()
+	g, err := gateway.Build(cfg, gateway.Options{Logger: logger, Version: v, Revision: commit, SkipDelay: skip})
 	if err != nil {
 		logger.Error("scgate cannot start", zap.Error(err))
 		return loggedError{err}
@@ -83,6 +85,29 @@ func cmdRun(ctx context.Context, o runOptions, stderr io.Writer) error {
 		return loggedError{err}
 	}
 	return nil
+}
+
+// secondSignal returns a channel closed at the second SIGTERM or Ctrl-C:
+// the first starts the shutdown (main's context), the second cuts its delay
+// short, for an operator who does not want to wait.
+func secondSignal() (<-chan struct{}, func()) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
+	skip, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		for n := 0; ; {
+			select {
+			case <-sigs:
+				if n++; n == 2 {
+					close(skip)
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return skip, func() { signal.Stop(sigs); close(done) }
 }
 
 // startCPUProfile profiles the process until the returned function is

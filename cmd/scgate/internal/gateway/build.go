@@ -35,6 +35,9 @@ type Options struct {
 	Version, Revision string
 	// Now is the clock for key validity; nil means time.Now.
 	Now func() time.Time
+	// SkipDelay, when it is closed or receives, ends the shutdown delay
+	// early: `scgate run` sends on it at a second SIGTERM or Ctrl-C.
+	SkipDelay <-chan struct{}
 }
 
 // Gateway is one scgate built from a Config.

@@ -70,6 +70,7 @@ func (g *Gateway) Run(ctx context.Context, hup <-chan os.Signal) error {
 		Gateways: gateways, Admin: g.admin,
 		OnDrain:         func() { g.draining.Store(true) },
 		ShutdownDelay:   g.cfg.Server.ShutdownDelay.Duration,
+		SkipDelay:       g.opts.SkipDelay,
 		ShutdownTimeout: g.cfg.Server.ShutdownTimeout.Duration,
 		Logger:          g.log,
 	})
