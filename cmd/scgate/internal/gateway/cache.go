@@ -1,0 +1,34 @@
+package gateway
+
+import (
+	"github.com/scgate/scgate/proxy/cache"
+)
+
+// buildCache makes the response cache of [cache], when it has routes. A
+// dry run gets a memory store whatever the store setting: it forwards
+// nothing.
+func (g *Gateway) buildCache() error {
+	cfg := g.cfg
+	if !cfg.Cache.Enabled() {
+		return nil
+	}
+	o, err := cfg.CacheOptions()
+	if err != nil {
+		return err
+	}
+	o.Metrics, o.Logger, o.Now = g.metrics, g.log.Named("cache"), g.opts.Now
+	c, err := cache.New(o)
+	if err != nil {
+		return cfg.Wrap(err, "cache")
+	}
+	g.cache = c
+	return nil
+}
+
+// closeCache waits for the cache's fetches and stops its store.
+func (g *Gateway) closeCache() {
+	if g.cache != nil {
+		_ = g.cache.Close()
+		g.cache = nil
+	}
+}
