@@ -441,3 +441,40 @@ func TestCacheStatusIsScgatesOwn(t *testing.T) {
 		t.Fatalf("Authorization: %q, upstream saw %d", resp.Header.Get("Cache-Status"), up.count(history))
 	}
 }
+
+// Threat: a coalesced answer meant for one caller. An answer with a
+// Set-Cookie goes to exactly one of the waiters; the others fetch their own.
+func TestCacheNeverSharesACookieBetweenWaiters(t *testing.T) {
+	release := make(chan struct{})
+	var n atomic.Int32
+	up := &upstreamCounter{answer: func(w http.ResponseWriter, r *http.Request) {
+		id := n.Add(1)
+		if id == 1 {
+			<-release
+		}
+		w.Header().Set("Set-Cookie", "sessionid="+strconv.Itoa(int(id)))
+	}}
+	m := metrics.New()
+	c := newCache(t, cache.Options{Metrics: m}, map[string]time.Duration{"GET " + history: time.Minute}, "GET "+history)
+	e := newEnv(t, envOptions{upstream: up, cache: c, metrics: m})
+	const waiters = 6
+	cookies := make(chan string, waiters)
+	for range waiters {
+		go func() {
+			resp, _ := e.do("GET", history, "reader", nil, nil)
+			cookies <- resp.Header.Get("Set-Cookie")
+		}()
+	}
+	waitFor(t, "every request in flight", 10*time.Second, func() bool {
+		return testutil.ToFloat64(e.metrics.Inflight) == waiters
+	})
+	close(release)
+	seen := map[string]bool{}
+	for range waiters {
+		ck := <-cookies
+		if seen[ck] {
+			t.Fatalf("two callers got the cookie %q", ck)
+		}
+		seen[ck] = true
+	}
+}

@@ -4,9 +4,9 @@ import (
 	"github.com/scgate/scgate/proxy/cache"
 )
 
-// buildCache makes the response cache of [cache], when it has routes. A
-// dry run gets a memory store whatever the store setting: it forwards
-// nothing.
+// buildCache makes the response cache of [cache], when it has routes, after
+// buildLimits: store = "redis" uses the limiter's Redis connection. A dry
+// run gets a memory store whatever the setting: it forwards nothing.
 func (g *Gateway) buildCache() error {
 	cfg := g.cfg
 	if !cfg.Cache.Enabled() {
@@ -17,6 +17,17 @@ func (g *Gateway) buildCache() error {
 		return err
 	}
 	o.Metrics, o.Logger, o.Now = g.metrics, g.log.Named("cache"), g.opts.Now
+	if cfg.Cache.Store == "redis" && g.redis != nil {
+		timeout := cfg.Limits.Redis.Timeout.Duration
+		if timeout <= 0 {
+			timeout = cache.DefaultRedisTimeout
+		}
+		if o.Store, err = cache.NewRedis(cache.RedisOptions{
+			Client: g.redis.Client(), Prefix: cfg.CacheKeyPrefix(), Timeout: timeout, Up: g.redis.Up,
+		}); err != nil {
+			return cfg.Wrap(err, "cache", "store")
+		}
+	}
 	c, err := cache.New(o)
 	if err != nil {
 		return cfg.Wrap(err, "cache")
@@ -25,7 +36,7 @@ func (g *Gateway) buildCache() error {
 	return nil
 }
 
-// closeCache waits for the cache's fetches and stops its store.
+// closeCache waits for the cache's fetches and stops its memory store.
 func (g *Gateway) closeCache() {
 	if g.cache != nil {
 		_ = g.cache.Close()
