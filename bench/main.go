@@ -6,6 +6,7 @@
 //
 //	go run ./bench                      # every scenario, about 7 minutes
 //	go run ./bench -scenarios sidecar   # one table
+//	go run ./bench -scenarios poll      # 200 pollers of now playing, 1 s caches
 //
 // Its subcommands `upstream` and `bare` are the stand-in broadcaster and the
 // bare proxy, which the run starts as processes of their own; `gobench`
@@ -64,7 +65,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func parseRunFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	scen := fs.String("scenarios", "sidecar,gateway,scale", "scenarios to run: sidecar, gateway, scale")
+	scen := fs.String("scenarios", "sidecar,gateway,scale", "scenarios to run: sidecar, gateway, scale, poll")
 	targets := fs.String("targets", "", "only these targets (direct is always kept), e.g. nginx,scgate-full")
 	conns := fs.String("conns", "32,256", "wrk connections, one measured run each")
 	c := config{}
@@ -80,6 +81,8 @@ func parseRunFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.Profile, "profile", false, "write a CPU profile of every scgate target into the results folder")
 	fs.StringVar(&c.Readme, "readme", "", "update the results between the bench markers of this file (docs/performance.md)")
 	fs.StringVar(&c.Chart, "chart", "", "also write the chart (SVG) here")
+	fs.IntVar(&c.Pollers, "pollers", 200, "poll scenario: pollers asking for now playing")
+	fs.DurationVar(&c.PollInterval, "poll-interval", 100*time.Millisecond, "poll scenario: each poller's interval")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
