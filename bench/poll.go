@@ -133,12 +133,17 @@ func upstreamPerSecond(before, after upstreamStats, d time.Duration) float64 {
 	return float64(after.History-before.History) / d.Seconds()
 }
 
-// cachedTargets put a 1 s cache in front of the now-playing read.
-func cachedTarget(name string) bool { return name == "nginx-cache" || name == "scgate-cache" }
+// boundedTarget is the target whose check bounds the upstream's share:
+// scgate's cache promises at most one request per TTL per cache key.
+// nginx-cache is measured beside it and not held to that: proxy_cache_lock
+// coalesces the misses of a new entry only, so each expiry of a polled
+// entry lets a burst through (proxy_cache_use_stale updating would trade
+// that for stale answers).
+func boundedTarget(name string) bool { return name == "scgate-cache" }
 
-// measurePoll runs the paced load against t. For a caching target the
-// check is the point of the scenario: the upstream saw at most one request
-// per second for the one cache key (plus one for the run's edges).
+// measurePoll runs the paced load against t. For scgate-cache the check is
+// the point of the scenario: the upstream saw at most one request per
+// second for the one cache key (plus one for the run's edges).
 func (b *bench) measurePoll(ctx context.Context, s scenario, t *target, upURL string) (result, error) {
 	var header http.Header
 	if t.Header != "" {
@@ -190,7 +195,8 @@ func (b *bench) measurePoll(ctx context.Context, s scenario, t *target, upURL st
 
 // pollVerdict checks a paced run: no errors, the pollers' pace kept (at
 // least half the requests they were due), and for a caching target at most
-// one upstream request per second of the run, plus one at each edge.
+// one upstream request per second of the run, plus one at each edge
+// (boundedTarget).
 func pollVerdict(target string, l pollLoad, pl pollResult, upstream int64) (bool, string) {
 	due := int64(l.Pollers) * int64(pl.Elapsed/l.Interval)
 	switch {
@@ -201,7 +207,7 @@ func pollVerdict(target string, l pollLoad, pl pollResult, upstream int64) (bool
 	case pl.Requests < due/2:
 		return false, fmt.Sprintf("the pollers could not keep their pace: %d requests of %d due", pl.Requests, due)
 	}
-	if cachedTarget(target) {
+	if boundedTarget(target) {
 		if limit := int64(pl.Elapsed/time.Second) + 2; upstream > limit {
 			return false, fmt.Sprintf("the upstream saw %d requests in %v, over one per second per cache key (at most %d)", upstream, pl.Elapsed.Round(time.Millisecond), limit)
 		}
