@@ -137,7 +137,8 @@ type Handler struct {
 	strip        stripper
 	hosts        hostCheck
 	rp           *httputil.ReverseProxy
-	panel        string // the panel's name in cache keys
+	panel        string       // the panel's name in cache keys
+	cache        *cache.Cache // nil: nothing cached
 }
 
 // New validates opts and returns the gateway handler.
@@ -168,6 +169,7 @@ func New(opts Options) (*Handler, error) {
 		replayBody:   opts.ReplayBodyBytes,
 		strip:        newStripper(opts.TrustedProxies, opts.ProxyHeaders, opts.StripBearer),
 		panel:        opts.Panel,
+		cache:        opts.Cache,
 	}
 	if h.panel == "" {
 		h.panel = opts.Upstream.Scheme + "://" + h.upstreamHost

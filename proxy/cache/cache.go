@@ -145,10 +145,10 @@ type Request struct {
 // rather than with any one caller's request.
 type Fetch func(ctx context.Context) (*http.Response, error)
 
-// Cacheable reports whether a rule covers a GET of the normalised path.
-func (c *Cache) Cacheable(method, path string) bool {
-	_, ok := match(c.rules, method, path)
-	return ok
+// RuleFor returns the rule that covers method on the normalised path, for
+// explanations; false when the answer would not be cached.
+func (c *Cache) RuleFor(method, path string) (Rule, bool) {
+	return match(c.rules, method, path)
 }
 
 // RoundTrip answers req, decided as q, from the cache or through fetch.
