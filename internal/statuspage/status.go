@@ -313,6 +313,8 @@ func (p *Page) versions(k *keyvault.Key, now time.Time) keyVersions {
 		if until, ok := rej.Until(ver); ok && state == keyvault.StateRejected {
 			pv.RejectedUntil = timePtr(until)
 			out.rejected++
+			out.warnings = append(out.warnings, fmt.Sprintf("%s was refused by the broadcaster; set aside until %s",
+				pv.Prefix, until.UTC().Format(time.RFC3339)))
 		}
 		switch state {
 		case keyvault.StateActive:
