@@ -16,6 +16,7 @@ import (
 type memSample struct {
 	T     float64 `json:"t_s"`             // seconds of load on this target so far
 	RSS   int64   `json:"rss_bytes"`       // resident memory of its process group
+	Anon  int64   `json:"anon_bytes"`      // the anonymous part of RSS (not the program's file pages)
 	Heap  int64   `json:"heap_bytes"`      // Go heap in use (Go targets), else 0
 	Phase string  `json:"phase,omitempty"` // the run it was taken in, e.g. "c=256" or "2000/s"
 }
@@ -26,6 +27,7 @@ type memTrack struct {
 	Scenario string      `json:"scenario"`
 	Target   string      `json:"target"`
 	IdleRSS  int64       `json:"idle_rss_bytes"`
+	IdleAnon int64       `json:"idle_anon_bytes"`
 	IdleHeap int64       `json:"idle_heap_bytes"`
 	Samples  []memSample `json:"samples"`
 }
@@ -40,28 +42,28 @@ type sampler struct {
 	hc      *http.Client
 }
 
-// read returns the group's RSS and, when the target exposes one, its heap
-// in use (go_memstats_heap_inuse_bytes).
-func (s sampler) read(ctx context.Context) (rss, heap int64) {
+// read returns the group's RSS, its anonymous part and, when the target
+// exposes one, its heap in use (go_memstats_heap_inuse_bytes).
+func (s sampler) read(ctx context.Context) (rss, anon, heap int64) {
 	if st, err := readGroupStats(s.pgid); err == nil {
-		rss = st.RSSBytes
+		rss, anon = st.RSSBytes, st.AnonBytes
 	}
 	if s.metrics == "" {
-		return rss, 0
+		return rss, anon, 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.metrics, nil)
 	if err != nil {
-		return rss, 0
+		return rss, anon, 0
 	}
 	resp, err := s.hc.Do(req)
 	if err != nil {
-		return rss, 0
+		return rss, anon, 0
 	}
 	defer resp.Body.Close()
 	heap, _ = heapInUse(resp.Body)
-	return rss, heap
+	return rss, anon, heap
 }
 
 // heapInUse finds go_memstats_heap_inuse_bytes in a Prometheus text page.
@@ -93,8 +95,8 @@ func (s sampler) during(ctx context.Context, offset time.Duration, phase string)
 	go func() {
 		start := time.Now()
 		take := func() memSample {
-			rss, heap := s.read(ctx)
-			return memSample{T: (offset + time.Since(start)).Seconds(), RSS: rss, Heap: heap, Phase: phase}
+			rss, anon, heap := s.read(ctx)
+			return memSample{T: (offset + time.Since(start)).Seconds(), RSS: rss, Anon: anon, Heap: heap, Phase: phase}
 		}
 		samples := []memSample{take()} // one at the start of every run
 		t := time.NewTicker(memInterval)
@@ -115,13 +117,13 @@ func (s sampler) during(ctx context.Context, offset time.Duration, phase string)
 	return func() []memSample { close(done); return <-out }
 }
 
-// peak is the largest RSS and heap of the samples.
-func (m memTrack) peak() (rss, heap int64) {
-	rss, heap = m.IdleRSS, m.IdleHeap
+// peak is the largest RSS, anonymous RSS and heap of the samples.
+func (m memTrack) peak() (rss, anon, heap int64) {
+	rss, anon, heap = m.IdleRSS, m.IdleAnon, m.IdleHeap
 	for _, s := range m.Samples {
-		rss, heap = max(rss, s.RSS), max(heap, s.Heap)
+		rss, anon, heap = max(rss, s.RSS), max(anon, s.Anon), max(heap, s.Heap)
 	}
-	return rss, heap
+	return rss, anon, heap
 }
 
 // memoryMarkdown is the memory table of one scenario: at rest after the
@@ -137,11 +139,11 @@ func memoryMarkdown(b *strings.Builder, scenario string, tracks []memTrack, resu
 	if len(ts) == 0 {
 		return
 	}
-	b.WriteString("\nMemory (process group RSS; Go heap in use from the target's /metrics, for bare and scgate; sampled every 0.5 s under load, see the memory chart):\n\n")
-	b.WriteString("| target | idle RSS MB | idle heap MB | peak RSS MB | peak heap MB | RSS after the last closed-loop run MB |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("\nMemory (process group RSS, and its anonymous part: RSS less the program's file pages; Go heap in use from the target's /metrics, for bare and scgate; sampled every 0.5 s under load, see the memory chart):\n\n")
+	b.WriteString("| target | idle RSS MB | idle anon MB | idle heap MB | peak RSS MB | peak anon MB | peak heap MB | RSS after the last closed-loop run MB |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, t := range ts {
-		rss, heap := t.peak()
+		rss, anon, heap := t.peak()
 		last := "–"
 		var lastConns int
 		for _, r := range results {
@@ -149,8 +151,8 @@ func memoryMarkdown(b *strings.Builder, scenario string, tracks []memTrack, resu
 				lastConns, last = r.Conns, fmt.Sprintf("%.1f (c=%d)", float64(r.RSS)/(1<<20), r.Conns)
 			}
 		}
-		fmt.Fprintf(b, "| %s | %.1f | %s | %.1f | %s | %s |\n", t.Target, float64(t.IdleRSS)/(1<<20), heapMB(t.IdleHeap),
-			float64(rss)/(1<<20), heapMB(heap), last)
+		fmt.Fprintf(b, "| %s | %.1f | %.1f | %s | %.1f | %.1f | %s | %s |\n", t.Target, float64(t.IdleRSS)/(1<<20), float64(t.IdleAnon)/(1<<20),
+			heapMB(t.IdleHeap), float64(rss)/(1<<20), float64(anon)/(1<<20), heapMB(heap), last)
 	}
 }
 

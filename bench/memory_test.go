@@ -19,8 +19,8 @@ func TestHeapInUse(t *testing.T) {
 }
 
 var testTracks = []memTrack{
-	{Scenario: "sidecar", Target: "scgate-min", IdleRSS: 9 << 20, IdleHeap: 3 << 20, Samples: []memSample{
-		{T: 0.5, RSS: 30 << 20, Heap: 12 << 20, Phase: "c=32"}, {T: 1, RSS: 50 << 20, Heap: 20 << 20, Phase: "c=256"}, {T: 1.5, RSS: 40 << 20, Heap: 10 << 20, Phase: "500/s"}}},
+	{Scenario: "sidecar", Target: "scgate-min", IdleRSS: 9 << 20, IdleAnon: 2 << 20, IdleHeap: 3 << 20, Samples: []memSample{
+		{T: 0.5, RSS: 30 << 20, Anon: 20 << 20, Heap: 12 << 20, Phase: "c=32"}, {T: 1, RSS: 50 << 20, Anon: 40 << 20, Heap: 20 << 20, Phase: "c=256"}, {T: 1.5, RSS: 40 << 20, Heap: 10 << 20, Phase: "500/s"}}},
 	{Scenario: "sidecar", Target: "nginx", IdleRSS: 5 << 20, Samples: []memSample{{T: 0.5, RSS: 21 << 20}}},
 }
 
@@ -31,7 +31,7 @@ func TestMemoryTableAndChart(t *testing.T) {
 	}
 	var b strings.Builder
 	memoryMarkdown(&b, "sidecar", testTracks, results)
-	for _, want := range []string{"| scgate-min | 9.0 | 3.0 | 50.0 | 20.0 | 48.0 (c=256) |", "| nginx | 5.0 | – | 21.0 | – | – |"} {
+	for _, want := range []string{"| scgate-min | 9.0 | 2.0 | 3.0 | 50.0 | 40.0 | 20.0 | 48.0 (c=256) |", "| nginx | 5.0 | 0.0 | – | 21.0 | 0.0 | – | – |"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("lacks %q:\n%s", want, b.String())
 		}
@@ -65,8 +65,8 @@ func TestSamplerReadsItsOwnGroup(t *testing.T) {
 	}
 	defer p.stopAll(time.Second)
 	s := sampler{pgid: pr.cmd.Process.Pid}
-	if rss, heap := s.read(t.Context()); rss <= 0 || heap != 0 {
-		t.Fatalf("rss %d, heap %d of a sleeping process without metrics", rss, heap)
+	if rss, anon, heap := s.read(t.Context()); rss <= 0 || anon <= 0 || anon > rss || heap != 0 {
+		t.Fatalf("rss %d, anon %d, heap %d of a sleeping process without metrics", rss, anon, heap)
 	}
 	samples := s.during(t.Context(), 2*time.Second, "c=1")()
 	if len(samples) == 0 {

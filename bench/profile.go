@@ -29,8 +29,8 @@ type area struct {
 // areas are checked in this order on each frame; the first match wins.
 // More specific prefixes come before the packages they belong to.
 var areas = []area{
-	{"framing inspector", []string{"github.com/scgate/scgate/proxy.(*inspector)", "github.com/scgate/scgate/proxy.(*framingConn)", "github.com/scgate/scgate/proxy.(*framingListener)", "github.com/scgate/scgate/proxy.framingGuard", "github.com/scgate/scgate/proxy.checkFraming", "github.com/scgate/scgate/proxy.framingConnContext"}},
-	{"connection limits and age", []string{"github.com/scgate/scgate/proxy.(*connLimiter)", "github.com/scgate/scgate/proxy.(*limitedListener)", "github.com/scgate/scgate/proxy.limitConnectionAge", "github.com/scgate/scgate/proxy.callerConnContext", "github.com/scgate/scgate/proxy.chainConnContext", "github.com/scgate/scgate/proxy.connIdentified", "github.com/scgate/scgate/proxy.applyServerLimits"}},
+	{"framing inspector", []string{"github.com/scgate/scgate/proxy.(*inspector)", "github.com/scgate/scgate/proxy.(*framingConn).next", "github.com/scgate/scgate/proxy.(*framingListener)", "github.com/scgate/scgate/proxy.framingGuard", "github.com/scgate/scgate/proxy.checkFraming", "github.com/scgate/scgate/proxy.framingConnContext"}},
+	{"connection limits and age", []string{"github.com/scgate/scgate/proxy.(*limitListener)", "github.com/scgate/scgate/proxy.(*trackedConn)", "github.com/scgate/scgate/proxy.limitConnectionAge", "github.com/scgate/scgate/proxy.callerConnContext", "github.com/scgate/scgate/proxy.chainConnContext", "github.com/scgate/scgate/proxy.connIdentified", "github.com/scgate/scgate/proxy.applyServerLimits"}},
 	{"response recorder", []string{"github.com/scgate/scgate/proxy.(*recorder)"}},
 	{"request id", []string{"github.com/scgate/scgate/proxy.requestID", "github.com/scgate/scgate/proxy.validRequestID", "crypto/rand.", "encoding/hex."}},
 	{"metrics", []string{"github.com/scgate/scgate/metrics.", "github.com/prometheus/"}},
@@ -49,7 +49,11 @@ var areas = []area{
 
 // passOn are helpers every layer uses (header maps, URL and MIME parsing,
 // TLS records): they are charged to their caller, like the runtime.
-var passOn = []string{"net/http.Header.", "net/http.(*Header)", "net/http.CanonicalHeaderKey", "net/http.cloneURL",
+var passOn = []string{
+	// The framing inspector's connection wrapper: the read it passes on is
+	// the server's (the inspection itself is (*inspector)).
+	"github.com/scgate/scgate/proxy.(*framingConn).Read", "github.com/scgate/scgate/proxy.tlsFramingConn",
+	"net/http.Header.", "net/http.(*Header)", "net/http.CanonicalHeaderKey", "net/http.cloneURL",
 	"net/http.(*Request).Context", "net/http.(*Request).Clone", "net/textproto.", "net/url.", "mime.", "crypto/tls.",
 	"crypto/", "vendor/golang.org/x/", "golang.org/x/crypto/"}
 

@@ -47,14 +47,18 @@ func TestAccountChargesTheNearestNamedFrame(t *testing.T) {
 		"github.com/prometheus/client_golang/prometheus.(*histogram).Observe;github.com/scgate/scgate/metrics.(*Metrics).Request":                       1,
 		"crypto/tls.(*Conn).Write;net/http.(*persistConn).writeLoop":                                                                                    2,
 		"crypto/tls.(*Conn).Read;net/http.(*connReader).Read;net/http.(*conn).serve":                                                                    2,
+		"syscall.Syscall;net.(*conn).Read;github.com/scgate/scgate/proxy.(*framingConn).Read;net/http.(*connReader).Read;net/http.(*conn).serve":        3,
+		"github.com/scgate/scgate/proxy.(*inspector).feed;github.com/scgate/scgate/proxy.(*framingConn).Read;net/http.(*connReader).Read":               1,
 	})
 	a := accountProfile(p)
-	if a.Samples != 20 {
+	if a.Samples != 24 {
 		t.Fatalf("%d samples", a.Samples)
 	}
+	// Of 24: the framing wrapper's read syscalls are the server's; only the
+	// inspection itself is the inspector's.
 	want := map[string]float64{
-		"access log": 0.10, "httputil.ReverseProxy": 0.15, "http.Transport (upstream side)": 0.30,
-		areaGC: 0.05, areaSched: 0.25, "metrics": 0.05, "net/http server": 0.10,
+		"access log": 2.0 / 24, "httputil.ReverseProxy": 3.0 / 24, "http.Transport (upstream side)": 6.0 / 24,
+		areaGC: 1.0 / 24, areaSched: 5.0 / 24, "metrics": 1.0 / 24, "net/http server": 5.0 / 24, "framing inspector": 1.0 / 24,
 	}
 	for k, v := range want {
 		if got := a.Shares[k]; got < v-1e-9 || got > v+1e-9 {

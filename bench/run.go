@@ -292,7 +292,7 @@ func (b *bench) runScenario(ctx context.Context, s scenario, base int) ([]result
 		b.logf("  %s at %s: checks passed", name, t.URL)
 		if t.proc != nil {
 			t.mem = &memTrack{Scenario: s.Name, Target: name}
-			t.mem.IdleRSS, t.mem.IdleHeap = t.sampler().read(ctx)
+			t.mem.IdleRSS, t.mem.IdleAnon, t.mem.IdleHeap = t.sampler().read(ctx)
 		}
 		targets = append(targets, t)
 	}

@@ -501,7 +501,7 @@ func quote(s string) string {
 }
 
 // copyBufferSize is the size of the buffers that copy bodies.
-const copyBufferSize = 32 << 10
+const copyBufferSize = 16 << 10
 
 // bufferPool lends ReverseProxy its copy buffers. It holds array pointers, so
 // that Put converts the slice back without allocating (a pool of *[]byte
