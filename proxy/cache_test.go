@@ -478,3 +478,30 @@ func TestCacheNeverSharesACookieBetweenWaiters(t *testing.T) {
 		seen[ck] = true
 	}
 }
+
+// Threat: a caller reading a cached answer its station scope forbids. An
+// unscoped caller warms the shared entry of station 4; a caller scoped to
+// station 3 asking for exactly that request is refused before the cache,
+// and still reads station 3.
+func TestCacheHitStillRunsStationScoping(t *testing.T) {
+	up := &upstreamCounter{}
+	c := newCache(t, cache.Options{}, map[string]time.Duration{"GET " + history: time.Minute}, "GET "+history)
+	e := newEnv(t, envOptions{upstream: up, cache: c, policy: holderOf(t, policy.Options{
+		Sets:     map[string][]string{"station3": {"* /api/v2/**"}},
+		Stations: map[string][]int{"station3": {3}},
+		Callers:  map[string]string{"admin": "station3"},
+	})})
+	if resp, _ := e.do("GET", history+"?server=4&limit=1", "reader", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("reader: %d", resp.StatusCode)
+	}
+	resp, _ := e.do("GET", history+"?server=4&limit=1", "admin", nil, nil)
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Cache-Status") != "" {
+		t.Fatalf("scoped caller asking for station 4: %d, Cache-Status %q", resp.StatusCode, resp.Header.Get("Cache-Status"))
+	}
+	if resp, _ := e.do("GET", history+"?server=3&limit=1", "admin", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("scoped caller asking for station 3: %d", resp.StatusCode)
+	}
+	if up.count(history) != 2 {
+		t.Fatalf("upstream saw %d, want 2 (station 4 once, station 3 once)", up.count(history))
+	}
+}

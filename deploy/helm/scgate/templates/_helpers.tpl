@@ -266,6 +266,22 @@ trust_domains = {{ include "scgate.trustDomains" . }}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- with $v.cache }}
+
+[cache]
+{{- include "scgate.kv" (dict "map" . "keys" (list "maxBytes=max_bytes" "maxEntryBytes=max_entry_bytes" "staleWhileRevalidate=stale_while_revalidate" "staleIfError=stale_if_error" "store=store" "keyPrefix=key_prefix")) }}
+{{- with .routes }}
+
+[cache.routes]
+{{- range $route, $r := . }}
+{{- if kindIs "string" $r }}
+{{ $route | quote }} = {{ $r | quote }}
+{{- else }}
+{{ $route | quote }} = { ttl = {{ $r.ttl | quote }}{{ if hasKey $r "shared" }}, shared = {{ $r.shared }}{{ end }} }
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 
 [log]
 {{- include "scgate.kv" (dict "map" $v.log "keys" (list "level=level" "format=format")) }}
