@@ -254,7 +254,9 @@ type state struct {
 	sharedConn     bool   // the connection already carried an identified caller's request
 	host           string // the Host the caller used
 	retry          retryState
-	bufferFallback string // useRewrite or useReplay when the buffer budget was spent
+	bufferFallback string          // useRewrite or useReplay when the buffer budget was spent
+	station        StationDecision // the station stage's decision (station.go)
+	explainIn      *stationInput   // Explain's query and body, for the station stage
 
 	// Held here so that a request allocates them with its state, not one by one.
 	rec       recorder
@@ -315,6 +317,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 		return e
 	}
 	defer st.admission.Release() // st.admission is the last one decide took
+	// The station stage may reserve budget for the body it reads.
+	defer func() { h.budget.give(st.retry.reserved) }()
 	vault, e := h.decide(r.Context(), st, r, "", r.Method, r.URL.EscapedPath())
 	if e != nil {
 		return e
@@ -327,7 +331,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	}
-	defer func() { h.budget.give(st.retry.reserved) }()
 	if e := h.prepareReplay(r, st); e != nil {
 		return e
 	}
