@@ -153,6 +153,7 @@ func markdown(d runData) string {
 			openMarkdown(&b, s, d.Open)
 			memoryMarkdown(&b, s, d.Memory, results)
 			profileMarkdown(&b, s, d.Profiles, results)
+			goalsMarkdown(&b, d, s)
 			continue
 		}
 		b.WriteString("\n| target | conns | req/s | × direct | × nginx | p50 | p99 | p99.9 | errors | upstream conns | CPU µs/req | RSS MB | check |\n")
@@ -168,6 +169,7 @@ func markdown(d runData) string {
 		openMarkdown(&b, s, d.Open)
 		memoryMarkdown(&b, s, d.Memory, results)
 		profileMarkdown(&b, s, d.Profiles, results)
+		goalsMarkdown(&b, d, s)
 	}
 	return b.String()
 }
@@ -426,5 +428,8 @@ func runReport(args []string, stdout io.Writer) error {
 		return fmt.Errorf("%s holds no results", *from)
 	}
 	cfg.Out = filepath.Dir(*from)
+	if accts := accountFolder(cfg.Out); len(accts) > 0 {
+		saved.Profiles = accts // the rules of this build, on the run's profiles
+	}
 	return writeReports(cfg, saved, stdout)
 }

@@ -264,7 +264,9 @@ func goBuild(ctx context.Context, out, pgo string) error {
 // checks that each does the job, loads each at every concurrency, and stops
 // them all again.
 func (b *bench) runScenario(ctx context.Context, s scenario, base int) ([]result, error) {
-	defer b.procs.stopAll(5 * time.Second)
+	// Longer than scgate's shutdown_timeout in conf/scgate.toml.tmpl, so
+	// that a profiled target writes its profile before it would be killed.
+	defer b.procs.stopAll(stopGrace)
 	dir := filepath.Join(b.cfg.Out, s.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -360,6 +362,9 @@ func (b *bench) runScenario(ctx context.Context, s scenario, base int) ([]result
 	}
 	return out, nil
 }
+
+// stopGrace is how long a target has to exit after SIGTERM.
+const stopGrace = 10 * time.Second
 
 // openWarmup is the unrecorded open-loop load before each measured one, at
 // the same rate (new connections, pools filled).
