@@ -103,6 +103,11 @@ readonly = ["GET /api/v2/**"]
 [policy.callers]
 "stats" = "readonly"
 
+# The channel list, polled by many services, is answered from the cache for
+# 5 seconds: one request to the broadcaster per 5 s per key.
+[cache.routes]
+"GET /api/v2/channels/" = "5s"
+
 [log]
 format = "console"
 level = "{{.Level}}"
@@ -249,6 +254,7 @@ Try:
   curl -s '%[1]s/api/v2/playlists/?server=1'
   curl -s -X POST -H 'Content-Type: application/json' -d '{"name":"Morning","is_random":true,"server":1}' %[1]s/api/v2/playlists/
   curl -s '%[1]s/api/v2/history/?limit=2&server=1'     # "next" points back at scgate
+  curl -si '%[1]s/api/v2/channels/?server=1' | grep -i cache-status   # again: a hit
   curl -si --interface %[2]s %[1]s/api/v2/history/     # a caller with no identity: 401
   curl -si --interface %[5]s -X POST %[1]s/api/v2/playlists/   # stats may only read: 403
   for i in 1 2 3; do curl -si --interface %[5]s %[1]s/api/v2/history/ | head -1; done   # 3rd: 429

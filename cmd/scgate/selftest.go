@@ -41,6 +41,7 @@ var steps = []step{
 	{"live rotation: a new version is used within a second, then the old key is revoked", stepRotate},
 	{"a read-only caller gets 403 forbidden for a POST outside its rule set", stepForbiddenRoute},
 	{"a caller over its rate gets 429 rate_limited with Retry-After and RateLimit headers", stepRateLimited},
+	{"cache: the channel list read twice reaches the broadcaster once; the second answer says hit", stepCached},
 }
 
 func runSelftest(ctx context.Context, w io.Writer, t tour) error {
@@ -281,6 +282,29 @@ func stepRateLimited(ctx context.Context, t tour) error {
 			r.header.Get("Retry-After"), r.header.Get("RateLimit-Policy"))
 	case len(t.standin.Requests()) != before:
 		return errors.New("the refused request reached the stand-in")
+	}
+	return nil
+}
+
+func stepCached(ctx context.Context, t tour) error {
+	url := t.base + "/api/v2/channels/?server=1"
+	before := len(t.standin.Requests())
+	var statuses []string
+	for range 2 {
+		r, err := call(ctx, demoAddrSync, "GET", url, "")
+		if err != nil {
+			return err
+		}
+		if r.status != http.StatusOK {
+			return fmt.Errorf("status %d: %s", r.status, r.body)
+		}
+		statuses = append(statuses, r.header.Get("Cache-Status"))
+	}
+	if n := len(t.standin.Requests()) - before; n != 1 {
+		return fmt.Errorf("the stand-in saw %d requests, want 1", n)
+	}
+	if statuses[0] != "scgate; fwd=miss; stored" || !strings.HasPrefix(statuses[1], "scgate; hit; ttl=") {
+		return fmt.Errorf("Cache-Status %q", statuses)
 	}
 	return nil
 }
