@@ -24,10 +24,14 @@ func (s cacheStage) RoundTrip(out *http.Request) (*http.Response, error) {
 		return s.next.RoundTrip(out)
 	}
 	q := cache.Request{Panel: s.h.panel, Key: st.keyName, Path: st.path}
+	// A shared fetch works on its own copy of the request's state, taken
+	// now: the caller that started it may be gone before it ends.
+	var own *state
+	if s.c.Covers(out.Method, st.path) {
+		own = st.forFetch()
+	}
 	resp, err := s.c.RoundTrip(out, q, s.next, func(ctx context.Context) (*http.Response, error) {
-		// The shared fetch works on its own copy of the request's state:
-		// the caller that started it may be gone before it ends.
-		return s.next.RoundTrip(out.Clone(context.WithValue(ctx, stateKey{}, st.forFetch())))
+		return s.next.RoundTrip(out.Clone(context.WithValue(ctx, stateKey{}, own)))
 	})
 	if err == nil {
 		st.cache = cache.Outcome(resp.Header)

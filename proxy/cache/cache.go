@@ -145,6 +145,12 @@ type Request struct {
 // rather than with any one caller's request.
 type Fetch func(ctx context.Context) (*http.Response, error)
 
+// Covers reports whether a rule covers method on the normalised path.
+func (c *Cache) Covers(method, path string) bool {
+	_, ok := match(c.rules, method, path)
+	return ok
+}
+
 // RuleFor returns the rule that covers method on the normalised path, for
 // explanations; false when the answer would not be cached.
 func (c *Cache) RuleFor(method, path string) (Rule, bool) {
@@ -189,14 +195,14 @@ func (c *Cache) RoundTrip(req *http.Request, q Request, next http.RoundTripper, 
 	if err != nil {
 		return nil, err
 	}
+	if s := c.staleIfError(req, res, stale); s != nil {
+		res.discard()
+		return s, nil // counted as stale
+	}
 	if leader {
 		c.metrics.CacheLookup("miss")
 	} else {
 		c.metrics.CacheLookup("coalesced")
-	}
-	if s := c.staleIfError(req, res, stale); s != nil {
-		res.discard()
-		return s, nil
 	}
 	if res.err != nil {
 		return nil, res.err
