@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"context"
 	"crypto/x509"
-	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -140,7 +139,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 		o.vault = fixedVault{parseVault(t, testVault)}
 	}
 	u, _ := url.Parse(e.upstream.URL)
-	transport := newUpstreamTransport(t, o.transport)
+	transport := proxy.NewTransport(o.transport)
+	t.Cleanup(transport.CloseIdleConnections)
 	if o.identity == nil {
 		o.identity = headerIdentity{}
 	}
@@ -165,23 +165,6 @@ func newEnv(t testing.TB, o envOptions) *env {
 	e.gateway.Start()
 	t.Cleanup(e.gateway.Close)
 	return e
-}
-
-// upstreamClient runs the tests against another upstream client:
-// go test ./proxy/ -upstream-client=sync
-var upstreamClient = flag.String("upstream-client", proxy.ClientNetHTTP, "the upstream client the tests' gateways use (net/http or sync)")
-
-// newUpstreamTransport is the transport to the upstream of every test
-// gateway, closed with the test.
-func newUpstreamTransport(t testing.TB, o proxy.TransportOptions) proxy.UpstreamTransport {
-	t.Helper()
-	o.Client = *upstreamClient
-	tr, err := proxy.NewUpstreamTransport(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	return tr
 }
 
 // do sends a request as caller ("" for none) and returns the response with

@@ -279,7 +279,8 @@ func TestSlowReadersHoldLittleHeap(t *testing.T) {
 	up.Start()
 	defer up.Close()
 	u, _ := url.Parse(up.URL)
-	transport := newUpstreamTransport(t, proxy.TransportOptions{})
+	transport := proxy.NewTransport(proxy.TransportOptions{})
+	defer transport.CloseIdleConnections()
 	h, err := proxy.New(proxy.Options{Upstream: u, Transport: transport, Identity: headerIdentity{}, Vault: fixedVault{parseVault(t, testVault)}})
 	if err != nil {
 		t.Fatal(err)

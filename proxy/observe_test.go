@@ -62,11 +62,7 @@ func TestHTTP2ToTheUpstreamWhenOffered(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || body != "ok" {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
-	want := "HTTP/2.0"
-	if *upstreamClient == "sync" {
-		want = "HTTP/1.1" // the sync client offers only http/1.1 in ALPN
-	}
-	if p := <-protos; p != want {
-		t.Fatalf("upstream saw %s, want %s", p, want)
+	if p := <-protos; p != "HTTP/2.0" {
+		t.Fatalf("upstream saw %s, want HTTP/2.0", p)
 	}
 }

@@ -3,12 +3,9 @@ package proxy
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"net"
 	"net/http"
 	"time"
-
-	"github.com/scgate/scgate/proxy/h1client"
 )
 
 // TransportOptions tunes the one transport shared by every request to the
@@ -34,9 +31,6 @@ type TransportOptions struct {
 	// broadcaster with a broken certificate that cannot be fixed at once;
 	// RootCAs is the safe way to trust a private CA.
 	DangerouslySkipVerify bool
-	// Client chooses the HTTP client of NewUpstreamTransport: ClientNetHTTP
-	// (the default, "" too) or the experimental ClientSync.
-	Client string
 	// MaxIdleConns is the idle pool size towards the broadcaster (default 512):
 	// sized for hundreds of concurrent callers, since every caller goes to the
 	// same host and a too-small pool means a new TLS handshake per request.
@@ -73,55 +67,14 @@ func NewTransport(o TransportOptions) *http.Transport {
 		// buffer straight to the connection, so large bodies bypass it.
 		ReadBufferSize:  4 << 10,
 		WriteBufferSize: 4 << 10,
-		TLSClientConfig: tlsClientConfig(o),
+		TLSClientConfig: &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			RootCAs:    o.RootCAs,
+			ServerName: o.ServerName,
+			// The name says it all; cmd/scgate warns at every start.
+			InsecureSkipVerify: o.DangerouslySkipVerify,
+		},
 	}
-}
-
-func tlsClientConfig(o TransportOptions) *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		RootCAs:    o.RootCAs,
-		ServerName: o.ServerName,
-		// The name says it all; cmd/scgate warns at every start.
-		InsecureSkipVerify: o.DangerouslySkipVerify,
-	}
-}
-
-// The HTTP clients NewUpstreamTransport can build (TransportOptions.Client).
-const (
-	// ClientNetHTTP is net/http's Transport (NewTransport).
-	ClientNetHTTP = "net/http"
-	// ClientSync is the experimental synchronous HTTP/1.1 client of package
-	// h1client: same timeouts, TLS settings and pool size, HTTP/1.1 only.
-	ClientSync = "sync"
-)
-
-// UpstreamTransport is what NewUpstreamTransport returns.
-type UpstreamTransport interface {
-	http.RoundTripper
-	CloseIdleConnections()
-}
-
-// NewUpstreamTransport returns the transport towards the broadcaster built
-// by the client o.Client names.
-func NewUpstreamTransport(o TransportOptions) (UpstreamTransport, error) {
-	switch o.Client {
-	case "", ClientNetHTTP:
-		return NewTransport(o), nil
-	case ClientSync:
-		if o.MaxIdleConns <= 0 {
-			o.MaxIdleConns = DefaultMaxIdleConns
-		}
-		return h1client.New(h1client.Options{
-			TLSConfig:             tlsClientConfig(o),
-			DialTimeout:           orDefault(o.DialTimeout, DefaultDialTimeout),
-			TLSHandshakeTimeout:   orDefault(o.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout),
-			ResponseHeaderTimeout: orDefault(o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
-			IdleConnTimeout:       orDefault(o.IdleConnTimeout, DefaultIdleConnTimeout),
-			MaxIdlePerHost:        o.MaxIdleConns,
-		}), nil
-	}
-	return nil, fmt.Errorf("proxy: unknown upstream client %q (want %q or %q)", o.Client, ClientNetHTTP, ClientSync)
 }
 
 func orDefault(d, def time.Duration) time.Duration {

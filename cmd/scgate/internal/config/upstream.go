@@ -18,9 +18,6 @@ type Upstream struct {
 	ResponseHeaderTimeout Duration `toml:"response_header_timeout"`
 	IdleConnTimeout       Duration `toml:"idle_conn_timeout"`
 	MaxIdleConns          int      `toml:"max_idle_conns"`
-	// Client is the HTTP client towards the broadcaster: "net/http" (the
-	// default) or the experimental "sync" (proxy/h1client).
-	Client string `toml:"client"`
 	// DangerouslySkipTLSVerify turns off the verification of the
 	// broadcaster's certificate; the gateway warns at every start.
 	DangerouslySkipTLSVerify bool `toml:"dangerously_skip_tls_verify"`
@@ -34,7 +31,6 @@ func (u *Upstream) defaults() {
 	if u.MaxIdleConns == 0 {
 		u.MaxIdleConns = proxy.DefaultMaxIdleConns
 	}
-	u.Client = orString(u.Client, proxy.ClientNetHTTP)
 }
 
 func (u Upstream) validate(p *problems) {
@@ -56,9 +52,6 @@ func (u Upstream) validate(p *problems) {
 	if u.MaxIdleConns < 0 {
 		p.add("must be positive", "upstream", "max_idle_conns")
 	}
-	if u.Client != proxy.ClientNetHTTP && u.Client != proxy.ClientSync {
-		p.add(fmt.Sprintf("%q: use %q (the default) or %q (experimental)", u.Client, proxy.ClientNetHTTP, proxy.ClientSync), "upstream", "client")
-	}
 	if u.DangerouslySkipTLSVerify && u.CAFile != "" {
 		p.add("ca_file is unused when verification is skipped: remove one of the two (keeping ca_file is the safe choice)", "upstream", "dangerously_skip_tls_verify")
 	}
@@ -79,7 +72,7 @@ func (c *Config) TransportOptions() (proxy.TransportOptions, error) {
 		ServerName: u.ServerName, DangerouslySkipVerify: u.DangerouslySkipTLSVerify,
 		DialTimeout: u.DialTimeout.Duration, TLSHandshakeTimeout: u.TLSHandshakeTimeout.Duration,
 		ResponseHeaderTimeout: u.ResponseHeaderTimeout.Duration, IdleConnTimeout: u.IdleConnTimeout.Duration,
-		MaxIdleConns: u.MaxIdleConns, Client: u.Client,
+		MaxIdleConns: u.MaxIdleConns,
 	}
 	if u.CAFile != "" {
 		pool, err := readCertPool(u.CAFile)

@@ -284,10 +284,7 @@ func (g *Gateway) buildTransport() (http.RoundTripper, error) {
 	if g.cfg.Upstream.DangerouslySkipTLSVerify {
 		g.log.Warn("upstream.dangerously_skip_tls_verify is set: the broadcaster's certificate is NOT verified, so anyone on the path can read every key scgate sends; set upstream.ca_file instead")
 	}
-	if o.Client == proxy.ClientSync {
-		g.log.Warn("upstream.client = \"sync\" is an experimental HTTP/1.1-only client towards the broadcaster")
-	}
-	return proxy.NewUpstreamTransport(o)
+	return proxy.NewTransport(o), nil
 }
 
 // listen binds the gateway's, the admin and the ACME challenge listeners.
