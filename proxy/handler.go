@@ -259,10 +259,11 @@ type state struct {
 	explainIn      *stationInput   // Explain's query and body, for the station stage
 
 	// Held here so that a request allocates them with its state, not one by one.
-	rec       recorder
-	idValue   [1]string
-	keyHeader [1]string
-	ctx       stateContext
+	rec             recorder
+	idValue         [1]string
+	keyHeader       [1]string
+	rateLimitValues [2]string
+	ctx             stateContext
 }
 
 type stateKey struct{}
