@@ -262,9 +262,27 @@ type state struct {
 	rec       recorder
 	idValue   [1]string
 	keyHeader [1]string
+	ctx       stateContext
 }
 
 type stateKey struct{}
+
+// stateContext is the request's context with its state as the stateKey
+// value: held in the state, so that attaching the state allocates nothing
+// (context.WithValue would allocate a context of its own per request).
+// Deadline, Done and Err are the parent's, so context.WithCancel below it
+// still finds the parent's cancellation without a goroutine of its own.
+type stateContext struct {
+	context.Context
+	st *state
+}
+
+func (c *stateContext) Value(key any) any {
+	if key == (stateKey{}) {
+		return c.st
+	}
+	return c.Context.Value(key)
+}
 
 // ServeHTTP runs the stages of docs/design.md, Request path, in order.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -316,7 +334,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	if e := h.prepareReplay(r, st); e != nil {
 		return e
 	}
-	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	st.ctx = stateContext{Context: r.Context(), st: st}
+	h.rp.ServeHTTP(w, r.WithContext(&st.ctx))
 	// The server sends the trailers after this returns.
 	dropScgateTrailers(w.Header())
 	return nil
@@ -485,7 +504,7 @@ func quote(s string) string {
 }
 
 // copyBufferSize is the size of the buffers that copy bodies.
-const copyBufferSize = 32 << 10
+const copyBufferSize = 16 << 10
 
 // bufferPool lends ReverseProxy its copy buffers. It holds array pointers, so
 // that Put converts the slice back without allocating (a pool of *[]byte
