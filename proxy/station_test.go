@@ -305,3 +305,26 @@ func TestStationBodyBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestStationReplaysOff: with replays off the body is still read and
+// checked (within DefaultReplayBodyBytes), and forwarded from the buffer.
+func TestStationReplaysOff(t *testing.T) {
+	e := newEnv(t, envOptions{
+		policy: holderOf(t, policy.Options{
+			Sets:     map[string][]string{"station3": {"* /api/v2/**"}},
+			Stations: map[string][]int{"station3": {3}},
+			Callers:  map[string]string{"admin": "station3"},
+		}),
+		replayBody: -1,
+	})
+	if resp, got := e.do("POST", "/api/v2/playlists/", "admin", strings.NewReader(`{"name":"a","server":3}`), jsonHeader()); resp.StatusCode != 201 {
+		t.Fatalf("create on 3: %d %s", resp.StatusCode, got)
+	}
+	if resp, got := e.do("POST", "/api/v2/playlists/", "admin", strings.NewReader(`{"name":"a","server":4}`), jsonHeader()); resp.Header.Get("Scgate-Error") != proxy.CodeStationForbidden {
+		t.Fatalf("create on 4: %d %s", resp.StatusCode, got)
+	}
+	big := `{"server": 3, "name": "` + strings.Repeat("x", proxy.DefaultReplayBodyBytes) + `"}`
+	if resp, got := e.do("POST", "/api/v2/playlists/", "admin", strings.NewReader(big), jsonHeader()); resp.StatusCode != 413 {
+		t.Fatalf("over the default limit: %d %s", resp.StatusCode, got)
+	}
+}
