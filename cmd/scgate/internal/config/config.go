@@ -30,6 +30,7 @@ type Config struct {
 	Policy   Policy   `toml:"policy" reload:"live"`
 	Log      Log      `toml:"log"`
 	Rotation Rotation `toml:"rotation"`
+	Cache    Cache    `toml:"cache"`
 
 	path  string         // the file it came from
 	lines *tomlpos.Index // key path → line, for semantic errors
@@ -122,6 +123,7 @@ func (c *Config) applyDefaults() {
 	c.Limits.defaults()
 	c.Log.defaults()
 	c.Rotation.defaults()
+	c.Cache.defaults()
 }
 
 // resolvePaths makes relative file paths relative to the config file's folder,
@@ -158,6 +160,7 @@ func (c *Config) validate() error {
 	c.Log.validate(p)
 	c.Rotation.validate(p, c)
 	c.validateBuffers(p)
+	c.Cache.validate(p, c)
 	return errors.Join(p.errs...)
 }
 
