@@ -65,3 +65,24 @@ func FuzzStationBody(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkStationQuery is the station check of a read's query.
+func BenchmarkStationQuery(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if id, ok, p := queryStation("limit=1&offset=0&server=3"); !ok || p != nil || id != 3 {
+			b.Fatal("refused")
+		}
+	}
+}
+
+// BenchmarkStationJSONBody is the station check of a create's JSON body.
+func BenchmarkStationJSONBody(b *testing.B) {
+	in := &stationInput{contentType: []string{"application/json"}, body: []byte(`{"name": "Late night", "is_random": true, "server": 3}`), hasBody: true}
+	b.ReportAllocs()
+	for b.Loop() {
+		if id, p := bodyStation(in); p != nil || id != 3 {
+			b.Fatal("refused")
+		}
+	}
+}
