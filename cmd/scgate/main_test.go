@@ -32,7 +32,8 @@ func TestDemoSelftest(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("selftest exit %d\n%s\n%s", code, out, errOut)
 	}
-	if !strings.Contains(out, fmt.Sprintf("%d passed, 0 failed", len(steps))) {
+	if len(steps) < 12 || !strings.Contains(out, fmt.Sprintf("%d passed, 0 failed", len(steps))) || !strings.Contains(out, "refused station 4 every way") ||
+		!strings.Contains(out, "the second answer says hit") {
 		t.Fatalf("selftest output:\n%s", out)
 	}
 	for _, k := range []string{demoKeyAdmin, demoKeyRotated, demoKeyExpired} {
