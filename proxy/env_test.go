@@ -111,6 +111,7 @@ type envOptions struct {
 	hosts         []string
 	loopbackHosts bool
 	allowBrowsers bool
+	trace         proxy.TraceOptions // trace.go
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -154,6 +155,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Rejections: o.rejections, ReplayBodyBytes: o.replayBody, RejectionCheck: o.check, BufferBudget: o.bufferBudget,
 		TrustedProxies: o.proxies, ProxyHeaders: o.proxyHeaders, StripBearer: o.stripBearer,
 		Hosts: o.hosts, LoopbackHosts: o.loopbackHosts, AllowBrowsers: o.allowBrowsers,
+		Trace: o.trace,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -106,6 +106,9 @@ type Options struct {
 	// so the token never reaches the broadcaster. Other schemes, such as the
 	// broadcaster's own "Authorization: JWT ...", pass through.
 	StripBearer bool
+	// Trace configures the request spans (trace.go); the zero value traces
+	// nothing.
+	Trace TraceOptions
 }
 
 // Handler is the gateway's http.Handler.
@@ -129,6 +132,7 @@ type Handler struct {
 	strip        stripper
 	hosts        hostCheck
 	rp           *httputil.ReverseProxy
+	tracer       *tracer // nil: no tracing
 }
 
 // New validates opts and returns the gateway handler.
@@ -158,6 +162,7 @@ func New(opts Options) (*Handler, error) {
 		rejections:   opts.Rejections,
 		replayBody:   opts.ReplayBodyBytes,
 		strip:        newStripper(opts.TrustedProxies, opts.ProxyHeaders, opts.StripBearer),
+		tracer:       newTracer(opts.Trace),
 	}
 	hosts, err := newHostCheck(opts.Hosts, opts.LoopbackHosts, opts.AllowBrowsers)
 	if err != nil {
@@ -197,6 +202,11 @@ func New(opts Options) (*Handler, error) {
 	errLog, err := zap.NewStdLogAt(h.log.Named("reverseproxy"), zap.WarnLevel)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	if h.tracer != nil {
+		// Innermost, so that every attempt (a retry, a standby key, the
+		// rejection probe) has its own client span.
+		transport = tracedTransport{base: transport, tracer: h.tracer, host: h.upstreamHost}
 	}
 	base := retryTransport{transport}
 	if h.confirm, err = newConfirmer(opts.RejectionCheck, opts.Upstream, base, h.log.Named("rejection")); err != nil {
@@ -255,6 +265,7 @@ type state struct {
 	host           string // the Host the caller used
 	retry          retryState
 	bufferFallback string // useRewrite or useReplay when the buffer budget was spent
+	trace          traceState
 
 	// Held here so that a request allocates them with its state, not one by one.
 	rec       recorder
@@ -299,6 +310,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	defer st.admission.Release() // st.admission is the last one decide took
 	vault, e := h.decide(r.Context(), st, r, "", r.Method, r.URL.EscapedPath())
 	if e != nil {
+		h.startSpan(r, st) // with the caller, when it was identified
 		return e
 	}
 	st.retry.key, _ = vault.KeyOf(st.caller)
@@ -313,7 +325,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	if e := h.prepareReplay(r, st); e != nil {
 		return e
 	}
-	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	ctx := h.startSpan(r, st)
+	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, stateKey{}, st)))
 	// The server sends the trailers after this returns.
 	dropScgateTrailers(w.Header())
 	return nil
@@ -431,6 +444,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(h.upstream)
 	out := pr.Out
 	h.strip.outbound(out.Header)
+	h.outboundTrace(out.Header, st)
 	preventReplay(out)
 	st.keyHeader[0] = st.version.Secret.Value()
 	out.Header["SC-API-KEY"] = st.keyHeader[:]

@@ -30,6 +30,7 @@ type Config struct {
 	Policy   Policy   `toml:"policy" reload:"live"`
 	Log      Log      `toml:"log"`
 	Rotation Rotation `toml:"rotation"`
+	Tracing  Tracing  `toml:"tracing"`
 
 	path  string         // the file it came from
 	lines *tomlpos.Index // key path → line, for semantic errors
@@ -122,6 +123,7 @@ func (c *Config) applyDefaults() {
 	c.Limits.defaults()
 	c.Log.defaults()
 	c.Rotation.defaults()
+	c.Tracing.defaults()
 }
 
 // resolvePaths makes relative file paths relative to the config file's folder,
@@ -129,7 +131,8 @@ func (c *Config) applyDefaults() {
 func (c *Config) resolvePaths(dir string) {
 	for _, p := range []*string{&c.Server.CertFile, &c.Server.KeyFile, &c.Server.ClientCAFile,
 		&c.Upstream.CAFile, &c.Vault.File, &c.Vault.AgeIdentityFile, &c.Server.ACME.Storage, &c.Server.ACME.CARootsFile,
-		&c.Identity.JWT.JWKSFile, &c.Identity.JWT.CAFile, &c.Identity.JWT.TokenFile, &c.Limits.Redis.PasswordFile} {
+		&c.Identity.JWT.JWKSFile, &c.Identity.JWT.CAFile, &c.Identity.JWT.TokenFile, &c.Limits.Redis.PasswordFile,
+		&c.Tracing.CAFile, &c.Tracing.CertFile, &c.Tracing.KeyFile, &c.Tracing.HeadersFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -156,6 +159,7 @@ func (c *Config) validate() error {
 	c.Policy.validate(p)
 	c.Log.validate(p)
 	c.Rotation.validate(p, c)
+	c.Tracing.validate(p)
 	c.validateBuffers(p)
 	return errors.Join(p.errs...)
 }

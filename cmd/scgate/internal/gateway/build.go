@@ -20,6 +20,7 @@ import (
 	"github.com/scgate/scgate/proxy/policy"
 	"github.com/scgate/scgate/proxy/ratelimit"
 	"github.com/scgate/scgate/proxy/tlsconf"
+	"github.com/scgate/scgate/tracing"
 )
 
 // Options configures Build.
@@ -58,6 +59,7 @@ type Gateway struct {
 	redis      *ratelimit.Redis // backend = "redis", not in a dry run
 	policy     *policy.Holder
 	handler    *proxy.Handler
+	tracing    *tracing.Provider // tracing.enabled, not in a dry run
 
 	tlsConfig *tls.Config
 	certs     *tlsconf.Files                // tls = "files"
@@ -134,6 +136,8 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 	resolver, ierr := g.buildIdentity(context.Background())
 	add(ierr)
 	add(g.buildTLS())
+	trace, trerr := g.buildTracing()
+	add(trerr)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -154,6 +158,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 		RejectionCheck: cfg.Rotation.RejectionCheck(),
 		TrustedProxies: proxies, ProxyHeaders: proxyHeaders, StripBearer: cfg.Identity.JWT.Set(),
 		Hosts: cfg.Server.Hosts, LoopbackHosts: cfg.LoopbackListener(), AllowBrowsers: cfg.Server.AllowBrowsers,
+		Trace: trace,
 	})
 	if err != nil {
 		return nil, err
@@ -256,6 +261,49 @@ func loadVault(cfg *config.Config, ids []age.Identity, now func() time.Time) (*k
 	return keyvault.Load(cfg.Vault.File, keyvault.LoadOptions{Now: now, Identities: ids})
 }
 
+// buildTracing makes the tracer provider of [tracing] (none in a dry run,
+// which only reads and checks its files and settings).
+func (g *Gateway) buildTracing() (proxy.TraceOptions, error) {
+	cfg := g.cfg
+	to := cfg.Tracing.TraceOptions()
+	if !cfg.Tracing.Enabled {
+		return to, nil
+	}
+	o, err := cfg.TracingOptions()
+	if err != nil {
+		return to, err
+	}
+	if g.opts.DryRun {
+		return to, nil
+	}
+	o.Version, o.Logger = g.opts.Version, g.log.Named("tracing")
+	o.Dropped = g.metrics.TraceSpansDropped
+	g.metrics.TraceSpansDropped(tracing.DroppedQueueFull, 0)
+	g.metrics.TraceSpansDropped(tracing.DroppedExportFailed, 0)
+	if g.tracing, err = tracing.New(o); err != nil {
+		return to, cfg.Wrap(err, "tracing")
+	}
+	to.Provider = g.tracing.TracerProvider()
+	return to, nil
+}
+
+// shutdownTracing exports the spans still queued, for at most a few
+// seconds: a collector that is down must not hold the exit.
+func (g *Gateway) shutdownTracing() {
+	if g.tracing == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), tracingShutdownTimeout)
+	defer cancel()
+	if err := g.tracing.Shutdown(ctx); err != nil {
+		g.log.Warn("spans still queued at exit were not all exported", zap.Error(err))
+	}
+	g.tracing = nil
+}
+
+// tracingShutdownTimeout bounds the last export at exit.
+const tracingShutdownTimeout = 5 * time.Second
+
 // buildTransport makes the transport towards the broadcaster.
 func (g *Gateway) buildTransport() (http.RoundTripper, error) {
 	o, err := g.cfg.TransportOptions()
@@ -303,6 +351,7 @@ func (g *Gateway) Close() {
 	if g.redis != nil {
 		_ = g.redis.Close()
 	}
+	g.shutdownTracing()
 }
 
 // Config is the config the gateway was built from.
