@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,8 @@ const (
 	DefaultBatchSize     = 512
 	DefaultBatchTimeout  = 5 * time.Second
 	DefaultExportTimeout = 10 * time.Second
+	// DefaultHTTPPath is the path of an http endpoint given without one.
+	DefaultHTTPPath = "/v1/traces"
 )
 
 // Reasons of the dropped-span count (Options.Dropped).
@@ -224,8 +227,13 @@ func newExporter(o Options) (sdktrace.SpanExporter, error) {
 	}
 	switch o.Protocol {
 	case ProtocolHTTP:
+		endpoint := o.Endpoint
+		if u, _ := url.Parse(endpoint); u.Path == "" || u.Path == "/" {
+			// The exporter would post to the path given, even an empty one.
+			endpoint = strings.TrimSuffix(endpoint, "/") + DefaultHTTPPath
+		}
 		opts := []otlptracehttp.Option{
-			otlptracehttp.WithEndpointURL(o.Endpoint),
+			otlptracehttp.WithEndpointURL(endpoint),
 			otlptracehttp.WithHeaders(headers),
 			otlptracehttp.WithTimeout(o.ExportTimeout),
 			otlptracehttp.WithProxy(nil),
