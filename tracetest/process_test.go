@@ -2,7 +2,6 @@ package tracetest
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -198,4 +197,3 @@ func readAll(r io.Reader) string {
 	return string(b)
 }
 
-var _ = context.Background
