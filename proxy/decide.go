@@ -29,10 +29,12 @@ type Decision struct {
 	Status int
 	// Message is what the caller would be told.
 	Message string
+	// Station is the station stage's decision.
+	Station StationDecision
 }
 
 // decide runs the gateway's stages in their order: path, identity, vault,
-// route rule, limits, key version. It fills st and returns the vault
+// route rule, limits, station, key version. It fills st and returns the vault
 // snapshot the request works on. An admission it took is in st.admission,
 // for the caller to release. With a request r, the identity is resolved
 // from it (after its caller-supplied credentials are stripped) and the
@@ -76,6 +78,11 @@ func (h *Handler) decide(ctx context.Context, st *state, r *http.Request, given,
 			return vault, e
 		}
 	}
+	// The station stage: after the limits, so that a caller probing its
+	// scope spends its tokens, and before anything is sent or served.
+	if e := h.checkStation(r, st, method); e != nil {
+		return vault, e
+	}
 	v, err := vault.SelectAvoiding(caller, h.now(), h.rejections)
 	if err != nil {
 		return vault, newError(CodeNoValidKey, http.StatusServiceUnavailable,
@@ -91,10 +98,21 @@ func (h *Handler) decide(ctx context.Context, st *state, r *http.Request, given,
 // identity is taken as given, and the limits stage admits it (the limits
 // that would apply are the limiter's For).
 func (h *Handler) Explain(ctx context.Context, caller, method, target string) Decision {
-	st := &state{}
-	escaped, _, _ := strings.Cut(target, "?")
+	return h.ExplainBody(ctx, caller, method, target, "", nil)
+}
+
+// ExplainBody is Explain for a request with a body of the given
+// Content-Type ("" for none), which the station stage reads as it would
+// read the caller's.
+func (h *Handler) ExplainBody(ctx context.Context, caller, method, target, contentType string, body []byte) Decision {
+	escaped, query, _ := strings.Cut(target, "?")
+	in := &stationInput{query: query, body: body, hasBody: len(body) > 0}
+	if contentType != "" {
+		in.contentType = []string{contentType}
+	}
+	st := &state{explainIn: in}
 	_, e := h.decide(ctx, st, nil, caller, method, escaped)
-	d := Decision{Caller: caller, Key: st.keyName, Route: st.rule, Version: st.version}
+	d := Decision{Caller: caller, Key: st.keyName, Route: st.rule, Version: st.version, Station: st.station}
 	if e != nil {
 		d.Code, d.Status, d.Message = e.code, e.status, e.msg
 		d.Version = nil

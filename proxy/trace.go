@@ -181,6 +181,12 @@ func (h *Handler) endSpan(r *http.Request, st *state, caller string, status int)
 		if st.code != "" {
 			attrs = append(attrs, attribute.String("scgate.error", st.code))
 		}
+		if st.station.Scoped && st.station.Result != "" {
+			attrs = append(attrs, attribute.String("scgate.station_result", st.station.Result))
+			if st.station.Station != 0 {
+				attrs = append(attrs, attribute.Int("scgate.station", st.station.Station))
+			}
+		}
 		span.SetAttributes(attrs...)
 		if status >= 500 {
 			span.SetStatus(codes.Error, st.code)
