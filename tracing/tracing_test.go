@@ -99,3 +99,61 @@ func TestEndpointChecks(t *testing.T) {
 		}
 	}
 }
+
+// counting is a TCP listener that counts the connections it accepts.
+func counting(t *testing.T) (addr string, accepted *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted = new(atomic.Int64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			_ = c.Close()
+		}
+	}()
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln.Addr().String(), accepted
+}
+
+// Threat: the collector as a way out. The OTEL_EXPORTER_OTLP_* variables
+// of the environment cannot send spans anywhere but the configured endpoint.
+func TestEnvironmentCannotRedirectSpans(t *testing.T) {
+	for _, proto := range []string{tracing.ProtocolHTTP, tracing.ProtocolGRPC} {
+		t.Run(proto, func(t *testing.T) {
+			configured, toConfigured := counting(t)
+			elsewhere, toElsewhere := counting(t)
+			for _, v := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+				t.Setenv(v, "http://"+elsewhere)
+			}
+			p, err := tracing.New(tracing.Options{
+				Endpoint: "http://" + configured, Protocol: proto, Insecure: true, SampleRatio: 1,
+				BatchTimeout: 10 * time.Millisecond, ExportTimeout: time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, s := p.TracerProvider().Tracer("test").Start(context.Background(), "request")
+			s.End()
+			deadline := time.Now().Add(10 * time.Second)
+			for toConfigured.Load() == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("nothing reached the configured endpoint")
+				}
+				time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = p.Shutdown(ctx)
+			if n := toElsewhere.Load(); n != 0 {
+				t.Fatalf("%d connections to the endpoint the environment named", n)
+			}
+		})
+	}
+}
