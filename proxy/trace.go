@@ -277,6 +277,11 @@ func (t tracedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp.StatusCode >= 500 {
 		span.SetStatus(codes.Error, strconv.Itoa(resp.StatusCode))
 	}
+	if resp.Body == nil || resp.Body == http.NoBody {
+		// Kept as it is: the later stages tell an empty answer by it.
+		span.End()
+		return resp, nil
+	}
 	resp.Body = &spanBody{ReadCloser: resp.Body, span: span}
 	return resp, nil
 }

@@ -266,3 +266,20 @@ func TestTraceOffPassesHeadersUnchanged(t *testing.T) {
 		t.Fatalf("traceparent %q, want the caller's", got)
 	}
 }
+
+// A HEAD answer and a refused request end their spans too, with their
+// statuses: no span is left open.
+func TestTraceEveryAttemptEndsItsSpan(t *testing.T) {
+	e, rec, _ := tracedEnv(t, sdktrace.AlwaysSample())
+	e.do("HEAD", "/api/v2/playlists/", "admin", nil, nil)
+	e.do("GET", "/api/v2/playlists/", "nobody", nil, nil)
+	waitFor(t, "three ended spans", 5*time.Second, func() bool { return len(rec.Ended()) == 3 })
+	if n := len(rec.Started()); n != 3 {
+		t.Fatalf("%d spans started, 3 ended", n)
+	}
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindServer && attr(s, "scgate.caller") == "unknown" && attr(s, "scgate.error") != "forbidden" {
+			t.Fatalf("refused request's span: error %q", attr(s, "scgate.error"))
+		}
+	}
+}
