@@ -49,7 +49,8 @@ type Metrics struct {
 	TLSHandshakeErrors *prometheus.CounterVec
 	// TraceDropped counts spans not exported to the trace collector, by
 	// reason (queue_full, export_failed).
-	TraceDropped  *prometheus.CounterVec
+	TraceDropped *prometheus.CounterVec
+	cacheCollectors
 	series        *seriesCache
 	keySource     atomic.Pointer[func() []KeyState]
 	keyExpiryDesc *prometheus.Desc
@@ -136,6 +137,7 @@ func New() *Metrics {
 			"Unix time at which a key version expires (versions with an expiry only).", []string{"key", "prefix"}, nil),
 		keyActiveDesc: prometheus.NewDesc("scgate_key_active",
 			"1 for the key version currently attached to requests, 0 for the other versions.", []string{"key", "prefix"}, nil),
+		cacheCollectors: newCacheCollectors(),
 	}
 	// Initialise the result labels so a dashboard sees 0 rather than nothing.
 	m.VaultReloads.WithLabelValues(ResultSuccess)
@@ -154,6 +156,7 @@ func New() *Metrics {
 		m.StationChecks, m.TraceDropped,
 		keyCollector{m},
 	)
+	m.Registry.MustRegister(m.cacheCollectors.collectors()...)
 	return m
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/metrics"
 	"github.com/scgate/scgate/proxy"
+	"github.com/scgate/scgate/proxy/cache"
 	"github.com/scgate/scgate/proxy/identity"
 	"github.com/scgate/scgate/proxy/ratelimit"
 )
@@ -112,11 +113,19 @@ type envOptions struct {
 	loopbackHosts bool
 	allowBrowsers bool
 	trace         proxy.TraceOptions // trace.go
+	// cache and panel are Options.Cache and Options.Panel.
+	cache *cache.Cache
+	panel string
+	// metrics replaces the env's own (to share it with a cache).
+	metrics *metrics.Metrics
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, metrics: metrics.New()}
+	e := &env{t: t, metrics: o.metrics}
+	if e.metrics == nil {
+		e.metrics = metrics.New()
+	}
 	if o.upstream == nil {
 		si, err := standin.New(standin.Options{Keys: []string{keyAdmin, keyReader}})
 		if err != nil {
@@ -156,6 +165,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		TrustedProxies: o.proxies, ProxyHeaders: o.proxyHeaders, StripBearer: o.stripBearer,
 		Hosts: o.hosts, LoopbackHosts: o.loopbackHosts, AllowBrowsers: o.allowBrowsers,
 		Trace: o.trace,
+		Cache: o.cache, Panel: o.panel,
 	})
 	if err != nil {
 		t.Fatal(err)

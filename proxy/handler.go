@@ -19,6 +19,7 @@ import (
 
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/metrics"
+	"github.com/scgate/scgate/proxy/cache"
 	"github.com/scgate/scgate/proxy/identity"
 	"github.com/scgate/scgate/proxy/policy"
 	"github.com/scgate/scgate/proxy/ratelimit"
@@ -109,6 +110,13 @@ type Options struct {
 	// Trace configures the request spans (trace.go); the zero value traces
 	// nothing.
 	Trace TraceOptions
+	// Cache answers the routes its rules mark cacheable from stored
+	// answers, after every other stage has admitted the request; nil
+	// caches nothing. Its owner closes it.
+	Cache *cache.Cache
+	// Panel names the broadcaster panel this handler forwards to, in cache
+	// keys; empty means the upstream's origin.
+	Panel string
 }
 
 // Handler is the gateway's http.Handler.
@@ -132,7 +140,9 @@ type Handler struct {
 	strip        stripper
 	hosts        hostCheck
 	rp           *httputil.ReverseProxy
-	tracer       *tracer // nil: no tracing
+	tracer       *tracer      // nil: no tracing
+	panel        string       // the panel's name in cache keys
+	cache        *cache.Cache // nil: nothing cached
 }
 
 // New validates opts and returns the gateway handler.
@@ -163,6 +173,11 @@ func New(opts Options) (*Handler, error) {
 		replayBody:   opts.ReplayBodyBytes,
 		strip:        newStripper(opts.TrustedProxies, opts.ProxyHeaders, opts.StripBearer),
 		tracer:       newTracer(opts.Trace),
+		panel:        opts.Panel,
+		cache:        opts.Cache,
+	}
+	if h.panel == "" {
+		h.panel = opts.Upstream.Scheme + "://" + h.upstreamHost
 	}
 	hosts, err := newHostCheck(opts.Hosts, opts.LoopbackHosts, opts.AllowBrowsers)
 	if err != nil {
@@ -212,11 +227,16 @@ func New(opts Options) (*Handler, error) {
 	if h.confirm, err = newConfirmer(opts.RejectionCheck, opts.Upstream, base, h.log.Named("rejection")); err != nil {
 		return nil, err
 	}
+	// The connection-error retry sits inside the 403 failover, so a
+	// request retried with a standby key is not also repeated on errors;
+	// the cache sits outside both, so one shared fetch is one request.
+	var forward http.RoundTripper = &failover{base: base, h: h}
+	if opts.Cache != nil {
+		forward = cacheStage{c: opts.Cache, next: forward, h: h}
+	}
 	h.rp = &httputil.ReverseProxy{
-		Rewrite: h.rewrite,
-		// The connection-error retry sits inside the 403 failover, so a
-		// request retried with a standby key is not also repeated on errors.
-		Transport:      &failover{base: base, h: h},
+		Rewrite:        h.rewrite,
+		Transport:      forward,
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
 		BufferPool:     newBufferPool(),
@@ -268,6 +288,7 @@ type state struct {
 	station        StationDecision // the station stage's decision (station.go)
 	explainIn      *stationInput   // Explain's query and body, for the station stage
 	trace          traceState
+	cache          string // what the response cache did (cache.Outcome), "" when not cacheable
 
 	// Held here so that a request allocates them with its state, not one by one.
 	rec       recorder

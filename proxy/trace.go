@@ -160,7 +160,7 @@ func (h *Handler) endSpan(r *http.Request, st *state, caller string, status int)
 		return
 	}
 	if span.IsRecording() {
-		attrs := make([]attribute.KeyValue, 0, 12)
+		attrs := make([]attribute.KeyValue, 0, 16)
 		attrs = append(attrs,
 			attribute.String("scgate.caller", caller),
 			attribute.String("http.request.method", methodLabel(r.Method)),
@@ -181,6 +181,10 @@ func (h *Handler) endSpan(r *http.Request, st *state, caller string, status int)
 		if st.code != "" {
 			attrs = append(attrs, attribute.String("scgate.error", st.code))
 		}
+		if st.cache != "" {
+			attrs = append(attrs, attribute.String("scgate.cache", st.cache))
+		}
+		attrs = append(attrs, attribute.String("scgate.panel", h.panel))
 		if st.station.Scoped && st.station.Result != "" {
 			attrs = append(attrs, attribute.String("scgate.station_result", st.station.Result))
 			if st.station.Station != 0 {

@@ -16,7 +16,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/scgate/scgate/metrics"
 	"github.com/scgate/scgate/proxy"
+	"github.com/scgate/scgate/proxy/cache"
 )
 
 // A caller's context, as a tracing client would send it.
@@ -281,5 +283,39 @@ func TestTraceEveryAttemptEndsItsSpan(t *testing.T) {
 		if s.SpanKind() == trace.SpanKindServer && attr(s, "scgate.caller") == "unknown" && attr(s, "scgate.error") != "forbidden" {
 			t.Fatalf("refused request's span: error %q", attr(s, "scgate.error"))
 		}
+	}
+}
+
+// A cached answer's span says so and has no client span under it; the
+// miss that filled the cache has one in the same trace.
+func TestTraceCacheHitHasNoUpstreamCall(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	m := metrics.New()
+	c := newCache(t, cache.Options{Metrics: m}, map[string]time.Duration{"GET " + history: time.Minute})
+	e := newEnv(t, envOptions{upstream: &upstreamCounter{}, cache: c, metrics: m, trace: proxy.TraceOptions{Provider: tp}})
+	for range 2 {
+		e.do("GET", history+"?limit=1&server=1", "reader", nil, nil)
+	}
+	waitFor(t, "three spans", 5*time.Second, func() bool { return len(rec.Ended()) == 3 })
+	outcome := map[string]sdktrace.ReadOnlySpan{}
+	var client sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindClient {
+			client = s
+			continue
+		}
+		outcome[attr(s, "scgate.cache")] = s
+	}
+	miss, hit := outcome["miss"], outcome["hit"]
+	if miss == nil || hit == nil {
+		t.Fatalf("cache outcomes %v, want a miss and a hit", outcome)
+	}
+	if client == nil || client.SpanContext().TraceID() != miss.SpanContext().TraceID() {
+		t.Fatal("the miss's upstream call is not in its trace")
+	}
+	if attr(hit, "scgate.panel") == "" {
+		t.Fatal("no panel attribute")
 	}
 }

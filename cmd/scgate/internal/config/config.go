@@ -31,6 +31,7 @@ type Config struct {
 	Log      Log      `toml:"log"`
 	Rotation Rotation `toml:"rotation"`
 	Tracing  Tracing  `toml:"tracing"`
+	Cache    Cache    `toml:"cache"`
 
 	path  string         // the file it came from
 	lines *tomlpos.Index // key path → line, for semantic errors
@@ -124,6 +125,7 @@ func (c *Config) applyDefaults() {
 	c.Log.defaults()
 	c.Rotation.defaults()
 	c.Tracing.defaults()
+	c.Cache.defaults()
 }
 
 // resolvePaths makes relative file paths relative to the config file's folder,
@@ -162,6 +164,7 @@ func (c *Config) validate() error {
 	c.Rotation.validate(p, c)
 	c.Tracing.validate(p)
 	c.validateBuffers(p)
+	c.Cache.validate(p, c)
 	return errors.Join(p.errs...)
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/metrics"
 	"github.com/scgate/scgate/proxy"
+	"github.com/scgate/scgate/proxy/cache"
 	"github.com/scgate/scgate/proxy/policy"
 	"github.com/scgate/scgate/proxy/ratelimit"
 	"github.com/scgate/scgate/proxy/tlsconf"
@@ -63,6 +64,7 @@ type Gateway struct {
 	policy     *policy.Holder
 	handler    *proxy.Handler
 	tracing    *tracing.Provider // tracing.enabled, not in a dry run
+	cache      *cache.Cache      // [cache] with routes; nil without
 
 	tlsConfig *tls.Config
 	certs     *tlsconf.Files                // tls = "files"
@@ -146,6 +148,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 		}
 	}
 	add(g.buildLimits())
+	add(g.buildCache())
 	add(g.buildVault())
 	transport, terr := g.buildTransport()
 	add(terr)
@@ -176,6 +179,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 		TrustedProxies: proxies, ProxyHeaders: proxyHeaders, StripBearer: cfg.Identity.JWT.Set(),
 		Hosts: cfg.Server.Hosts, LoopbackHosts: cfg.LoopbackListener(), AllowBrowsers: cfg.Server.AllowBrowsers,
 		Trace: trace,
+		Cache: g.cache, Panel: cfg.Upstream.Origin().String(),
 	})
 	if err != nil {
 		return nil, err
@@ -371,6 +375,7 @@ func (g *Gateway) Close() {
 	if g.acme != nil {
 		g.acme.Stop()
 	}
+	g.closeCache()
 	if g.redis != nil {
 		_ = g.redis.Close()
 	}
