@@ -57,3 +57,25 @@ func TestTracingHeadersFileErrorsHoldNoValue(t *testing.T) {
 		}
 	}
 }
+
+// The headers file holds the collector's token: one that others can write
+// refuses the start, as a vault would.
+func TestTracingHeadersFileIsAKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	headers := filepath.Join(dir, "otel-headers")
+	if err := os.WriteFile(headers, []byte("Authorization: Bearer x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(headers, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	cfg := minimal + "\n[tracing]\nenabled = true\nendpoint = \"https://c:4317\"\nheaders_file = \"" + headers + "\"\n"
+	c, err := Parse(filepath.Join(dir, "config.toml"), []byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CheckKeyFiles()
+	if err == nil || !strings.Contains(err.Error(), "tracing.headers_file") {
+		t.Fatalf("a world-writable headers file: %v", err)
+	}
+}
