@@ -143,6 +143,7 @@ func runCheck(t testing.TB, w *workload) {
 		"identity.jwt.jwks_file": testJWKS(t), "identity.jwt.ca_file": pki.ca,
 		"identity.jwt.token_file": []byte("test-token"), "limits.redis.password_file": []byte("test-password"),
 		"tracing.ca_file": pki.ca, "tracing.headers_file": []byte("Authorization: Bearer test-collector-token\n"),
+		"admin.password_file": []byte("test-admin-password"),
 	}
 	var tree map[string]any
 	if err := toml.Unmarshal([]byte(w.cfgText), &tree); err != nil {

@@ -109,7 +109,7 @@ func (h *Handler) writeError(w http.ResponseWriter, st *state, e *gatewayError) 
 	}
 	if e.rl != nil {
 		hdr.Set("Retry-After", strconv.Itoa(e.rl.RetryAfterSeconds()))
-		setRateLimitHeaders(hdr, e.rl)
+		setRateLimitHeaders(hdr, e.rl, nil)
 	}
 	body, _ := json.Marshal(errorBody{Error: e.code, Message: e.msg, RequestID: st.id})
 	body = append(body, '\n')
