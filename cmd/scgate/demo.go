@@ -35,6 +35,7 @@ const (
 	demoAddrStranger = "127.0.0.3" // nobody: no identity
 	demoAddrArchiver = "127.0.0.4" // archiver, whose key has only an expired version
 	demoAddrStats    = "127.0.0.5" // stats, read-only by route policy and rate-limited hard
+	demoAddrCity     = "127.0.0.6" // city-sync, scoped to station 3 of the panel's stations
 )
 
 var demoVault = template.Must(template.New("vault").Parse(`# scgate demo vault: FAKE keys, accepted only by the stand-in broadcaster.
@@ -43,6 +44,7 @@ var demoVault = template.Must(template.New("vault").Parse(`# scgate demo vault: 
 "playlist-sync" = "playlist-admin"
 "archiver" = "archive"
 "stats" = "playlist-admin"
+"city-sync" = "playlist-admin"
 
 [[keys.playlist-admin]]
 secret = "{{.Admin}}"
@@ -87,6 +89,7 @@ order = ["cidr"]
 "127.0.0.2/32" = "reporting"
 "127.0.0.4/32" = "archiver"
 "127.0.0.5/32" = "stats"
+"127.0.0.6/32" = "city-sync"
 
 [limits]
 rate = 50.0
@@ -98,10 +101,16 @@ rate = 0.1
 burst = 2
 
 # stats may only read; playlist-sync has no rule set, so it may call everything.
+# city-sync may read and create playlists, on station 3 only (the stand-in
+# hosts stations 1 to 4, all opened by the same key).
 [policy.sets]
 readonly = ["GET /api/v2/**"]
+city = ["GET /api/v2/**", "POST /api/v2/playlists/"]
+[policy.stations]
+city = [3]
 [policy.callers]
 "stats" = "readonly"
+"city-sync" = "city"
 
 [log]
 format = "console"
@@ -125,8 +134,8 @@ func newDemoCmd() *cobra.Command {
 		Long: `Run a stand-in broadcaster and a gateway in front of it on loopback, with
 fake demo keys, and print what to try. With --selftest, run a scripted tour
 (a read, a create, callers with no key, an unknown and an expired one, a live
-key rotation, a forbidden route, a rate-limited caller) and exit 0 only if
-every step behaved.`,
+key rotation, a forbidden route, a rate-limited caller, a caller scoped to
+one of two stations) and exit 0 only if every step behaved.`,
 		Example: `  scgate demo
   scgate demo --selftest`,
 		Args: noArgs,
@@ -252,11 +261,18 @@ Try:
   curl -si --interface %[2]s %[1]s/api/v2/history/     # a caller with no identity: 401
   curl -si --interface %[5]s -X POST %[1]s/api/v2/playlists/   # stats may only read: 403
   for i in 1 2 3; do curl -si --interface %[5]s %[1]s/api/v2/history/ | head -1; done   # 3rd: 429
+
+Two stations, one key: city-sync (from %[6]s) is scoped to station 3.
+  curl -s --interface %[6]s '%[1]s/api/v2/history/?limit=1&server=3'   # station 3: answered
+  curl -s --interface %[6]s '%[1]s/api/v2/history/?limit=1&server=4'   # station 4: 403 station_forbidden
+  curl -s --interface %[6]s -X POST -H 'Content-Type: application/json' -d '{"name":"City","server":3}' %[1]s/api/v2/playlists/
+  curl -s --interface %[6]s -X POST -H 'Content-Type: application/json' -d '{"server":3,"server":4}' %[1]s/api/v2/playlists/   # 400
+  curl -s --interface %[6]s %[1]s/api/v2/playlists/6/   # station 4's playlist by id: 403
   curl -s %[3]s/metrics | grep ^scgate_
 
 Edit the vault while it runs (applied within a second): %[4]s
   To rotate the key, uncomment the newer version it offers, then watch
   curl -s %[3]s/metrics | grep scgate_key_active
 Ctrl-C stops.
-`, base, demoAddrStranger, admin, vault, demoAddrStats)
+`, base, demoAddrStranger, admin, vault, demoAddrStats, demoAddrCity)
 }
