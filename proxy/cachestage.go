@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/scgate/scgate/proxy/cache"
 )
 
@@ -31,6 +33,8 @@ func (s cacheStage) RoundTrip(out *http.Request) (*http.Response, error) {
 		own = st.forFetch()
 	}
 	resp, err := s.c.RoundTrip(out, q, s.next, func(ctx context.Context) (*http.Response, error) {
+		// Its client span joins the trace of the request that started it.
+		ctx = trace.ContextWithSpanContext(ctx, trace.SpanContextFromContext(out.Context()))
 		return s.next.RoundTrip(out.Clone(context.WithValue(ctx, stateKey{}, own)))
 	})
 	if err == nil {

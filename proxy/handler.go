@@ -107,6 +107,9 @@ type Options struct {
 	// so the token never reaches the broadcaster. Other schemes, such as the
 	// broadcaster's own "Authorization: JWT ...", pass through.
 	StripBearer bool
+	// Trace configures the request spans (trace.go); the zero value traces
+	// nothing.
+	Trace TraceOptions
 	// Cache answers the routes its rules mark cacheable from stored
 	// answers, after every other stage has admitted the request; nil
 	// caches nothing. Its owner closes it.
@@ -137,6 +140,7 @@ type Handler struct {
 	strip        stripper
 	hosts        hostCheck
 	rp           *httputil.ReverseProxy
+	tracer       *tracer      // nil: no tracing
 	panel        string       // the panel's name in cache keys
 	cache        *cache.Cache // nil: nothing cached
 }
@@ -168,6 +172,7 @@ func New(opts Options) (*Handler, error) {
 		rejections:   opts.Rejections,
 		replayBody:   opts.ReplayBodyBytes,
 		strip:        newStripper(opts.TrustedProxies, opts.ProxyHeaders, opts.StripBearer),
+		tracer:       newTracer(opts.Trace),
 		panel:        opts.Panel,
 		cache:        opts.Cache,
 	}
@@ -212,6 +217,11 @@ func New(opts Options) (*Handler, error) {
 	errLog, err := zap.NewStdLogAt(h.log.Named("reverseproxy"), zap.WarnLevel)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	if h.tracer != nil {
+		// Innermost, so that every attempt (a retry, a standby key, the
+		// rejection probe) has its own client span.
+		transport = tracedTransport{base: transport, tracer: h.tracer, host: h.upstreamHost}
 	}
 	base := retryTransport{transport}
 	if h.confirm, err = newConfirmer(opts.RejectionCheck, opts.Upstream, base, h.log.Named("rejection")); err != nil {
@@ -277,7 +287,8 @@ type state struct {
 	bufferFallback string          // useRewrite or useReplay when the buffer budget was spent
 	station        StationDecision // the station stage's decision (station.go)
 	explainIn      *stationInput   // Explain's query and body, for the station stage
-	cache          string          // what the response cache did (cache.Outcome), "" when not cacheable
+	trace          traceState
+	cache          string // what the response cache did (cache.Outcome), "" when not cacheable
 
 	// Held here so that a request allocates them with its state, not one by one.
 	rec             recorder
@@ -343,6 +354,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	defer func() { h.budget.give(st.retry.reserved) }()
 	vault, e := h.decide(r.Context(), st, r, "", r.Method, r.URL.EscapedPath())
 	if e != nil {
+		h.startSpan(r, st) // with the caller, when it was identified
 		return e
 	}
 	st.retry.key, _ = vault.KeyOf(st.caller)
@@ -356,7 +368,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	if e := h.prepareReplay(r, st); e != nil {
 		return e
 	}
-	st.ctx = stateContext{Context: r.Context(), st: st}
+	ctx := h.startSpan(r, st)
+	st.ctx = stateContext{Context: ctx, st: st}
 	h.rp.ServeHTTP(w, r.WithContext(&st.ctx))
 	// The server sends the trailers after this returns.
 	dropScgateTrailers(w.Header())
@@ -475,6 +488,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(h.upstream)
 	out := pr.Out
 	h.strip.outbound(out.Header)
+	h.outboundTrace(out.Header, st)
 	preventReplay(out)
 	st.keyHeader[0] = st.version.Secret.Value()
 	out.Header["SC-API-KEY"] = st.keyHeader[:]

@@ -24,6 +24,7 @@ import (
 	"github.com/scgate/scgate/proxy/policy"
 	"github.com/scgate/scgate/proxy/ratelimit"
 	"github.com/scgate/scgate/proxy/tlsconf"
+	"github.com/scgate/scgate/tracing"
 )
 
 // Options configures Build.
@@ -62,7 +63,8 @@ type Gateway struct {
 	redis      *ratelimit.Redis // backend = "redis", not in a dry run
 	policy     *policy.Holder
 	handler    *proxy.Handler
-	cache      *cache.Cache // [cache] with routes; nil without
+	tracing    *tracing.Provider // tracing.enabled, not in a dry run
+	cache      *cache.Cache      // [cache] with routes; nil without
 
 	tlsConfig *tls.Config
 	certs     *tlsconf.Files                // tls = "files"
@@ -154,6 +156,8 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 	add(ierr)
 	add(g.buildTLS())
 	add(g.buildAdmin())
+	trace, trerr := g.buildTracing()
+	add(trerr)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -174,6 +178,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 		RejectionCheck: cfg.Rotation.RejectionCheck(),
 		TrustedProxies: proxies, ProxyHeaders: proxyHeaders, StripBearer: cfg.Identity.JWT.Set(),
 		Hosts: cfg.Server.Hosts, LoopbackHosts: cfg.LoopbackListener(), AllowBrowsers: cfg.Server.AllowBrowsers,
+		Trace: trace,
 		Cache: g.cache, Panel: cfg.Upstream.Origin().String(),
 	})
 	if err != nil {
@@ -279,6 +284,49 @@ func loadVault(cfg *config.Config, ids []age.Identity, now func() time.Time) (*k
 	return keyvault.Load(cfg.Vault.File, keyvault.LoadOptions{Now: now, Identities: ids})
 }
 
+// buildTracing makes the tracer provider of [tracing] (none in a dry run,
+// which only reads and checks its files and settings).
+func (g *Gateway) buildTracing() (proxy.TraceOptions, error) {
+	cfg := g.cfg
+	to := cfg.Tracing.TraceOptions()
+	if !cfg.Tracing.Enabled {
+		return to, nil
+	}
+	o, err := cfg.TracingOptions()
+	if err != nil {
+		return to, err
+	}
+	if g.opts.DryRun {
+		return to, nil
+	}
+	o.Version, o.Logger = g.opts.Version, g.log.Named("tracing")
+	o.Dropped = g.metrics.TraceSpansDropped
+	g.metrics.TraceSpansDropped(tracing.DroppedQueueFull, 0)
+	g.metrics.TraceSpansDropped(tracing.DroppedExportFailed, 0)
+	if g.tracing, err = tracing.New(o); err != nil {
+		return to, cfg.Wrap(err, "tracing")
+	}
+	to.Provider = g.tracing.TracerProvider()
+	return to, nil
+}
+
+// shutdownTracing exports the spans still queued, for at most a few
+// seconds: a collector that is down must not hold the exit.
+func (g *Gateway) shutdownTracing() {
+	if g.tracing == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), tracingShutdownTimeout)
+	defer cancel()
+	if err := g.tracing.Shutdown(ctx); err != nil {
+		g.log.Warn("spans still queued at exit were not all exported", zap.Error(err))
+	}
+	g.tracing = nil
+}
+
+// tracingShutdownTimeout bounds the last export at exit.
+const tracingShutdownTimeout = 5 * time.Second
+
 // buildTransport makes the transport towards the broadcaster.
 func (g *Gateway) buildTransport() (http.RoundTripper, error) {
 	o, err := g.cfg.TransportOptions()
@@ -331,6 +379,7 @@ func (g *Gateway) Close() {
 	if g.redis != nil {
 		_ = g.redis.Close()
 	}
+	g.shutdownTracing()
 }
 
 // Config is the config the gateway was built from.
