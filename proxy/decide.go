@@ -16,7 +16,11 @@ import (
 type Decision struct {
 	// Caller is the identity the request was decided for.
 	Caller string
-	// Key is the caller's vault key; "" when the request was refused first.
+	// Panel is the panel the request would go to; "" when the request was
+	// refused before one was chosen.
+	Panel string
+	// Key is the caller's vault key on that panel; "" when the request was
+	// refused first.
 	Key string
 	// Route is the route policy's decision (its rule set and rule).
 	Route policy.Decision
@@ -38,9 +42,14 @@ type Decision struct {
 // from it (after its caller-supplied credentials are stripped) and the
 // limits are spent; without one (Explain), the identity is given and the
 // limits stage admits.
-func (h *Handler) decide(ctx context.Context, st *state, r *http.Request, given, method, escapedPath string) (*keyvault.Vault, *gatewayError) {
-	if e := checkPath(escapedPath, st); e != nil {
+func (h *Handler) decide(ctx context.Context, st *state, r *http.Request, given, method, host, escapedPath string) (*keyvault.Vault, *gatewayError) {
+	named, rest, prefixed := h.panelNamed(host, escapedPath)
+	if e := checkPath(rest, st); e != nil {
 		return nil, e
+	}
+	if prefixed {
+		st.panelPrefix, st.forwardPath = PanelsPrefix+named, rest
+		st.route = routeOf(st.path)
 	}
 	caller, err := given, error(nil)
 	if r != nil {
@@ -54,12 +63,15 @@ func (h *Handler) decide(ctx context.Context, st *state, r *http.Request, given,
 	st.caller = caller
 
 	vault := h.vault.Current()
-	key, ok := vault.KeyOf(caller)
-	if !ok {
+	if _, ok := vault.KeyOf(caller); !ok {
 		return vault, newError(CodeForbidden, http.StatusForbidden,
 			"caller "+quote(caller)+" has no key in the vault; ask the gateway's operators to add it under [callers]", nil)
 	}
 	st.known = true
+	key, e := h.choosePanel(st, vault, named) // panels.go
+	if e != nil {
+		return vault, e
+	}
 	st.keyName = key.Name
 	if r != nil {
 		markIdentified(r.Context()) // connlimit.go
@@ -76,10 +88,15 @@ func (h *Handler) decide(ctx context.Context, st *state, r *http.Request, given,
 			return vault, e
 		}
 	}
-	v, err := vault.SelectAvoiding(caller, h.now(), h.rejections)
-	if err != nil {
+	// The key again: the vault may have changed while the request queued.
+	if key, _ = vault.KeyFor(caller, st.panel.name); key == nil {
+		return vault, newError(CodePanelForbidden, http.StatusForbidden,
+			"caller "+quote(caller)+" holds no key on panel "+quote(st.panel.name)+"; ask the gateway's operators to add one under [callers]", nil)
+	}
+	v := key.Pick(h.now(), h.rejections)
+	if v == nil {
 		return vault, newError(CodeNoValidKey, http.StatusServiceUnavailable,
-			"caller "+quote(caller)+"'s key has no version valid now (all expired or not yet valid); ops must add a valid version to the vault", err)
+			"caller "+quote(caller)+"'s key has no version valid now (all expired or not yet valid); ops must add a valid version to the vault", keyvault.ErrNoValidKey)
 	}
 	st.version = v
 	return vault, nil
@@ -91,10 +108,19 @@ func (h *Handler) decide(ctx context.Context, st *state, r *http.Request, given,
 // identity is taken as given, and the limits stage admits it (the limits
 // that would apply are the limiter's For).
 func (h *Handler) Explain(ctx context.Context, caller, method, target string) Decision {
+	return h.ExplainHost(ctx, caller, method, "", target)
+}
+
+// ExplainHost is Explain for a request sent to host, which chooses the
+// panel when panels are chosen by Host.
+func (h *Handler) ExplainHost(ctx context.Context, caller, method, host, target string) Decision {
 	st := &state{}
 	escaped, _, _ := strings.Cut(target, "?")
-	_, e := h.decide(ctx, st, nil, caller, method, escaped)
+	_, e := h.decide(ctx, st, nil, caller, method, host, escaped)
 	d := Decision{Caller: caller, Key: st.keyName, Route: st.rule, Version: st.version}
+	if st.panel != nil {
+		d.Panel = st.panel.name
+	}
 	if e != nil {
 		d.Code, d.Status, d.Message = e.code, e.status, e.msg
 		d.Version = nil

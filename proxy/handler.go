@@ -29,14 +29,22 @@ type VaultSource interface {
 	Current() *keyvault.Vault
 }
 
-// Options configures a Handler. Upstream, Identity and Vault are required.
+// Options configures a Handler. Upstream (or Panels), Identity and Vault are
+// required.
 type Options struct {
-	// Upstream is the broadcaster's origin, e.g. https://radio.example.com:1030.
-	// It must have no path, query, fragment or user info: callers' paths are
+	// Upstream is the broadcaster's origin, e.g. https://radio.example.com:1030,
+	// for a gateway with one panel (named keyvault.DefaultPanel). It must
+	// have no path, query, fragment or user info: callers' paths are
 	// forwarded unchanged.
 	Upstream *url.URL
 	// Transport carries requests upstream; nil means NewTransport(TransportOptions{}).
 	Transport http.RoundTripper
+	// Panels, instead of Upstream and Transport, are the panels of a
+	// gateway in front of several (panels.go).
+	Panels []Panel
+	// PanelRouting says how a request names its panel; the zero value
+	// reads the /panels/NAME path prefix.
+	PanelRouting PanelRouting
 	// Identity establishes the caller.
 	Identity identity.Resolver
 	// Vault gives the key snapshot a request works on.
@@ -110,32 +118,29 @@ type Options struct {
 
 // Handler is the gateway's http.Handler.
 type Handler struct {
-	upstream     *url.URL
-	upstreamHost string // host:port with the default port made explicit
-	identity     identity.Resolver
-	vault        VaultSource
-	limiter      *ratelimit.Limiter
-	policy       PolicySource
-	maxPause     time.Duration
-	metrics      *metrics.Metrics
-	log          *zap.Logger
-	now          func() time.Time
-	maxBody      int64
-	publicURL    *url.URL
-	budget       *budget
-	rejections   *keyvault.Rejections
-	replayBody   int64
-	confirm      *confirmer
-	strip        stripper
-	hosts        hostCheck
-	rp           *httputil.ReverseProxy
+	panels     map[string]*panel
+	panelNames []string // sorted
+	routing    PanelRouting
+	identity   identity.Resolver
+	vault      VaultSource
+	limiter    *ratelimit.Limiter
+	policy     PolicySource
+	maxPause   time.Duration
+	metrics    *metrics.Metrics
+	log        *zap.Logger
+	now        func() time.Time
+	maxBody    int64
+	publicURL  *url.URL
+	budget     *budget
+	rejections *keyvault.Rejections
+	replayBody int64
+	strip      stripper
+	hosts      hostCheck
+	rp         *httputil.ReverseProxy
 }
 
 // New validates opts and returns the gateway handler.
 func New(opts Options) (*Handler, error) {
-	if err := validateUpstream(opts.Upstream); err != nil {
-		return nil, err
-	}
 	if opts.Identity == nil {
 		return nil, errors.New("proxy: an identity resolver is required")
 	}
@@ -143,21 +148,19 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("proxy: a vault is required")
 	}
 	h := &Handler{
-		upstream:     opts.Upstream,
-		upstreamHost: hostPort(opts.Upstream),
-		identity:     opts.Identity,
-		vault:        opts.Vault,
-		limiter:      opts.Limiter,
-		policy:       opts.Policy,
-		maxPause:     opts.MaxUpstreamPause,
-		metrics:      opts.Metrics,
-		log:          opts.Logger,
-		now:          opts.Now,
-		maxBody:      opts.MaxBodyBytes,
-		publicURL:    opts.PublicURL,
-		rejections:   opts.Rejections,
-		replayBody:   opts.ReplayBodyBytes,
-		strip:        newStripper(opts.TrustedProxies, opts.ProxyHeaders, opts.StripBearer),
+		identity:   opts.Identity,
+		vault:      opts.Vault,
+		limiter:    opts.Limiter,
+		policy:     opts.Policy,
+		maxPause:   opts.MaxUpstreamPause,
+		metrics:    opts.Metrics,
+		log:        opts.Logger,
+		now:        opts.Now,
+		maxBody:    opts.MaxBodyBytes,
+		publicURL:  opts.PublicURL,
+		rejections: opts.Rejections,
+		replayBody: opts.ReplayBodyBytes,
+		strip:      newStripper(opts.TrustedProxies, opts.ProxyHeaders, opts.StripBearer),
 	}
 	hosts, err := newHostCheck(opts.Hosts, opts.LoopbackHosts, opts.AllowBrowsers)
 	if err != nil {
@@ -190,23 +193,16 @@ func New(opts Options) (*Handler, error) {
 	if h.maxPause <= 0 {
 		h.maxPause = DefaultMaxUpstreamPause
 	}
-	transport := opts.Transport
-	if transport == nil {
-		transport = NewTransport(TransportOptions{})
-	}
 	errLog, err := zap.NewStdLogAt(h.log.Named("reverseproxy"), zap.WarnLevel)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	base := retryTransport{transport}
-	if h.confirm, err = newConfirmer(opts.RejectionCheck, opts.Upstream, base, h.log.Named("rejection")); err != nil {
+	if err := h.newPanels(opts); err != nil {
 		return nil, err
 	}
 	h.rp = &httputil.ReverseProxy{
-		Rewrite: h.rewrite,
-		// The connection-error retry sits inside the 403 failover, so a
-		// request retried with a standby key is not also repeated on errors.
-		Transport:      &failover{base: base, h: h},
+		Rewrite:        h.rewrite,
+		Transport:      panelTransport{}, // each panel's failover (panels.go)
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
 		BufferPool:     newBufferPool(),
@@ -243,6 +239,9 @@ type state struct {
 	rule           policy.Decision // the route policy's decision
 	path           string          // the normalised path (policy.Normalize)
 	keyName        string          // the caller's vault key, for the key's limits
+	panel          *panel          // the panel the request goes to; nil until chosen
+	panelPrefix    string          // "/panels/NAME" when the path named the panel, added back to links
+	forwardPath    string          // the escaped path forwarded, when the prefix was removed
 	admission      ratelimit.Admission
 	version        *keyvault.Version
 	status         int
@@ -297,11 +296,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 		return e
 	}
 	defer st.admission.Release() // st.admission is the last one decide took
-	vault, e := h.decide(r.Context(), st, r, "", r.Method, r.URL.EscapedPath())
+	vault, e := h.decide(r.Context(), st, r, "", r.Method, r.Host, r.URL.EscapedPath())
 	if e != nil {
 		return e
 	}
-	st.retry.key, _ = vault.KeyOf(st.caller)
+	st.retry.key, _ = vault.KeyFor(st.caller, st.panel.name)
+	if e := h.panelCapacity(st); e != nil {
+		return e
+	}
 
 	if r.ContentLength > h.maxBody {
 		return errTooLarge(h.maxBody, nil)
@@ -313,7 +315,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	if e := h.prepareReplay(r, st); e != nil {
 		return e
 	}
-	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	out := r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	if st.panelPrefix != "" {
+		out.URL = forwardURL(r, st.forwardPath)
+	}
+	h.rp.ServeHTTP(w, out)
 	// The server sends the trailers after this returns.
 	dropScgateTrailers(w.Header())
 	return nil
@@ -339,13 +345,18 @@ func (h *Handler) admit(r *http.Request, st *state, vault *keyvault.Vault) (*key
 			return vault, nil
 		}
 		vault = h.vault.Current()
-		key, ok := vault.KeyOf(st.caller)
+		key, ok := vault.KeyFor(st.caller, st.panel.name)
 		if !ok {
 			// Not sent after all: the tokens go back to buckets that
 			// other callers share.
 			st.admission.Refund(r.Context())
 			return nil, newError(CodeForbidden, http.StatusForbidden,
 				"caller "+quote(st.caller)+" was removed from the vault while its request was queued; ask the gateway's operators to add it under [callers]", nil)
+		}
+		if key == nil {
+			st.admission.Refund(r.Context())
+			return nil, newError(CodePanelForbidden, http.StatusForbidden,
+				"caller "+quote(st.caller)+"'s key on panel "+quote(st.panel.name)+" was removed from the vault while its request was queued", nil)
 		}
 		if e := h.authorise(r.Method, st); e != nil {
 			st.admission.Refund(r.Context())
@@ -428,7 +439,7 @@ func isHexDigit(c byte) bool {
 // the caller's own copy, never the key injected here.
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	st := pr.In.Context().Value(stateKey{}).(*state)
-	pr.SetURL(h.upstream)
+	pr.SetURL(st.panel.upstream)
 	out := pr.Out
 	h.strip.outbound(out.Header)
 	preventReplay(out)

@@ -17,15 +17,26 @@ import (
 	"github.com/scgate/scgate/proxy/ratelimit"
 )
 
+// request is the request explain decides.
+type request struct {
+	caller, method, host, path string
+}
+
 // explanation is what `scgate explain` reports: the gateway's stages for one
 // request, decided from the config and vault alone, without the upstream.
 type explanation struct {
 	Caller  string `json:"caller"`
 	Method  string `json:"method"`
 	Path    string `json:"path"`
+	Host    string `json:"host,omitempty"`
 	Verdict string `json:"verdict"` // "forwarded", or the gateway error code (proxy.Code...)
 	Status  int    `json:"status"`  // the status the caller would get from scgate; 0 when forwarded
 	Reason  string `json:"reason,omitempty"`
+
+	// Panel is the panel the request goes to, and Upstream its origin.
+	Panel     string  `json:"panel,omitempty"`
+	Upstream  string  `json:"upstream,omitempty"`
+	PanelRate float64 `json:"panel_rate,omitempty"` // the panel's rate cap; 0: none
 
 	Key       string `json:"key,omitempty"`
 	KeyPrefix string `json:"key_prefix,omitempty"`
@@ -51,7 +62,7 @@ type explainedLimits struct {
 }
 
 func newExplainCmd() *cobra.Command {
-	var path, caller, method, reqPath string
+	var path, caller, method, reqPath, host string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "explain --config FILE --caller ID [--method M] --path P [--json]",
@@ -62,7 +73,8 @@ limits apply, and whether the route is allowed and by which rule. It asks the
 gateway's own decision function. Exit 0 if the request would be forwarded,
 1 if refused (with the status and error code the caller would get).`,
 		Example: `  scgate explain --config config.toml --caller playlist-sync --path '/api/v2/playlists/?server=1'
-  scgate explain --config config.toml --caller stats --method POST --path /api/v2/playlists/ --json`,
+  scgate explain --config config.toml --caller stats --method POST --path /api/v2/playlists/ --json
+  scgate explain --config config.toml --caller reporting --path /panels/north/api/v2/history/`,
 		Args: noArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			if caller == "" || reqPath == "" {
@@ -72,13 +84,14 @@ gateway's own decision function. Exit 0 if the request would be forwarded,
 			if err != nil {
 				return err
 			}
-			return cmdExplain(cfg, caller, method, reqPath, asJSON, cmd.OutOrStdout())
+			return cmdExplain(cfg, request{caller: caller, method: method, host: host, path: reqPath}, asJSON, cmd.OutOrStdout())
 		}),
 	}
 	addConfigFlag(cmd, &path)
 	cmd.Flags().StringVar(&caller, "caller", "", "the caller's identity, as the resolvers produce it (required)")
 	cmd.Flags().StringVar(&method, "method", "GET", "the request method")
 	cmd.Flags().StringVar(&reqPath, "path", "", "the request path as the caller sends it, e.g. /api/v2/playlists/?server=1 (required)")
+	cmd.Flags().StringVar(&host, "host", "", "the Host the request is sent to (chooses the panel when [panels] by = \"host\")")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -87,8 +100,9 @@ gateway's own decision function. Exit 0 if the request would be forwarded,
 // upstream: which key the request would carry, which limits apply, and
 // whether the route is allowed and by which rule. Exit 0 when the request
 // would be forwarded, 1 when scgate would refuse it.
-func cmdExplain(cfg *config.Config, caller, method, path string, asJSON bool, stdout io.Writer) error {
-	e, err := explain(cfg, caller, strings.ToUpper(method), path, time.Now())
+func cmdExplain(cfg *config.Config, req request, asJSON bool, stdout io.Writer) error {
+	req.method = strings.ToUpper(req.method)
+	e, err := explain(cfg, req, time.Now())
 	if err != nil {
 		return err
 	}
@@ -116,14 +130,20 @@ var errExplainedRefusal = errors.New("the request would be refused (see above)")
 // explain asks the gateway's own decision (proxy.Handler.Explain, the
 // function ServeHTTP runs: path, identity, vault, route rule, limits, key
 // version) of a gateway built as scgate run builds it, without listeners.
-func explain(cfg *config.Config, caller, method, rawPath string, now time.Time) (*explanation, error) {
+func explain(cfg *config.Config, req request, now time.Time) (*explanation, error) {
 	g, err := gateway.Build(cfg, gateway.Options{DryRun: true, Now: func() time.Time { return now }})
 	if err != nil {
 		return nil, err
 	}
 	defer g.Close()
-	d := g.Handler().Explain(context.Background(), caller, method, rawPath)
-	e := &explanation{Caller: caller, Method: method, Path: rawPath, Verdict: verdictForwarded, Key: d.Key, RuleSet: d.Route.Set}
+	caller := req.caller
+	d := g.Handler().ExplainHost(context.Background(), caller, req.method, req.host, req.path)
+	e := &explanation{Caller: caller, Method: req.method, Path: req.path, Host: req.host, Verdict: verdictForwarded, Key: d.Key, RuleSet: d.Route.Set, Panel: d.Panel}
+	for _, p := range cfg.PanelList() {
+		if p.Name == d.Panel {
+			e.Upstream, e.PanelRate = p.Upstream.Origin().String(), p.Upstream.Rate
+		}
+	}
 	if d.Route.Rule != nil {
 		e.Rule = d.Route.Rule.String()
 	}
@@ -153,6 +173,13 @@ func describeLimits(a ratelimit.Applied, keyCallers int) *explainedLimits {
 
 func printExplanation(w io.Writer, e *explanation) {
 	fmt.Fprintf(w, "request   %s %s from caller %q (identity as given; not resolved)\n", e.Method, e.Path, e.Caller)
+	if e.Panel != "" {
+		fmt.Fprintf(w, "panel     %q at %s", e.Panel, e.Upstream)
+		if e.PanelRate > 0 {
+			fmt.Fprintf(w, ", at most %g req/s from this gateway", e.PanelRate)
+		}
+		fmt.Fprintln(w)
+	}
 	if e.Key != "" {
 		fmt.Fprintf(w, "vault     caller uses key %q\n", e.Key)
 	}

@@ -24,12 +24,18 @@ type Config struct {
 	Server   Server   `toml:"server"`
 	Admin    Admin    `toml:"admin"`
 	Upstream Upstream `toml:"upstream"`
-	Vault    Vault    `toml:"vault"`
-	Identity Identity `toml:"identity"`
-	Limits   Limits   `toml:"limits"`
-	Policy   Policy   `toml:"policy" reload:"live"`
-	Log      Log      `toml:"log"`
-	Rotation Rotation `toml:"rotation"`
+	// Upstreams are the panels of a gateway in front of several; Upstream
+	// is the one panel of a gateway in front of one.
+	Upstreams map[string]Upstream `toml:"upstreams"`
+	Panels    Panels              `toml:"panels"`
+	Vault     Vault               `toml:"vault"`
+	Identity  Identity            `toml:"identity"`
+	Limits    Limits              `toml:"limits"`
+	Policy    Policy              `toml:"policy" reload:"live"`
+	Log       Log                 `toml:"log"`
+	Rotation  Rotation            `toml:"rotation"`
+
+	singleUpstream bool // [upstream] was written
 
 	path  string         // the file it came from
 	lines *tomlpos.Index // key path → line, for semantic errors
@@ -116,6 +122,7 @@ func Parse(path string, data []byte) (*Config, error) {
 func (c *Config) applyDefaults() {
 	c.Server.defaults()
 	c.Admin.defaults()
+	c.upstreamsDefaults()
 	c.Upstream.defaults()
 	c.Vault.defaults()
 	c.Identity.defaults(c.ClientCertsConfigured())
@@ -135,6 +142,12 @@ func (c *Config) resolvePaths(dir string) {
 		}
 	}
 	c.resolveBundlePaths(dir)
+	for name, u := range c.Upstreams {
+		if u.CAFile != "" && !filepath.IsAbs(u.CAFile) {
+			u.CAFile = filepath.Join(dir, u.CAFile)
+			c.Upstreams[name] = u
+		}
+	}
 }
 
 // problems collects a file's validation failures.
@@ -149,7 +162,7 @@ func (c *Config) validate() error {
 	p := &problems{c: c}
 	c.Server.validate(p, c)
 	c.Admin.validate(p, c)
-	c.Upstream.validate(p)
+	c.validateUpstreams(p)
 	c.Vault.validate(p)
 	c.Identity.validate(p, c)
 	c.Limits.validate(p)

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"net/http"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -129,7 +128,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 	}
 	add(g.buildLimits())
 	add(g.buildVault())
-	transport, terr := g.buildTransport()
+	panels, terr := g.buildPanels()
 	add(terr)
 	resolver, ierr := g.buildIdentity(context.Background())
 	add(ierr)
@@ -146,7 +145,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 		proxyHeaders = []string{cfg.Identity.Header.Name}
 	}
 	g.handler, err = proxy.New(proxy.Options{
-		Upstream: cfg.Upstream.Origin(), Transport: transport, Identity: resolver, Vault: g.vault,
+		Panels: panels, PanelRouting: cfg.PanelRouting(), Identity: resolver, Vault: g.vault,
 		Limiter: g.limiter, Policy: g.policy, MaxUpstreamPause: cfg.Limits.MaxUpstreamPause.Duration,
 		Metrics: g.metrics, Logger: g.log.Named("access"), Now: opts.Now,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, PublicURL: cfg.Server.PublicOrigin(), BufferBudget: cfg.Server.MaxBufferedBytes,
@@ -253,19 +252,29 @@ func LoadVault(cfg *config.Config, now func() time.Time) (*keyvault.Vault, []key
 }
 
 func loadVault(cfg *config.Config, ids []age.Identity, now func() time.Time) (*keyvault.Vault, []keyvault.Warning, error) {
-	return keyvault.Load(cfg.Vault.File, keyvault.LoadOptions{Now: now, Identities: ids})
+	return keyvault.Load(cfg.Vault.File, keyvault.LoadOptions{Now: now, Identities: ids, Panels: cfg.PanelNames()})
 }
 
-// buildTransport makes the transport towards the broadcaster.
-func (g *Gateway) buildTransport() (http.RoundTripper, error) {
-	o, err := g.cfg.TransportOptions()
-	if err != nil {
-		return nil, err
+// buildPanels makes each panel with its own transport (and so its own
+// connection pool) towards its broadcaster.
+func (g *Gateway) buildPanels() ([]proxy.Panel, error) {
+	var panels []proxy.Panel
+	var errs []error
+	for _, p := range g.cfg.PanelList() {
+		o, err := g.cfg.TransportOptions(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if p.Upstream.DangerouslySkipTLSVerify {
+			g.log.Warn(p.Setting("dangerously_skip_tls_verify") + " is set: the broadcaster's certificate is NOT verified, so anyone on the path can read every key scgate sends; set " + p.Setting("ca_file") + " instead")
+		}
+		panels = append(panels, proxy.Panel{
+			Name: p.Name, Upstream: p.Upstream.Origin(), Transport: proxy.NewTransport(o),
+			Rate: p.Upstream.Rate, Burst: p.Upstream.Burst,
+		})
 	}
-	if g.cfg.Upstream.DangerouslySkipTLSVerify {
-		g.log.Warn("upstream.dangerously_skip_tls_verify is set: the broadcaster's certificate is NOT verified, so anyone on the path can read every key scgate sends; set upstream.ca_file instead")
-	}
-	return proxy.NewTransport(o), nil
+	return panels, errors.Join(errs...)
 }
 
 // listen binds the gateway's, the admin and the ACME challenge listeners.
@@ -379,7 +388,7 @@ func prepareMetrics(m *metrics.Metrics, v *keyvault.Vault) {
 	var versions []metrics.KeyVersion
 	for _, k := range v.Keys() {
 		for _, ver := range k.Versions {
-			versions = append(versions, metrics.KeyVersion{Key: k.Name, Prefix: ver.Secret.Prefix()})
+			versions = append(versions, metrics.KeyVersion{Panel: k.Panel, Key: k.Name, Prefix: ver.Secret.Prefix()})
 		}
 	}
 	m.Prepare(v.Callers(), versions)
