@@ -31,10 +31,10 @@ func TestDemoSelftest(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("selftest exit %d\n%s\n%s", code, out, errOut)
 	}
-	if !strings.Contains(out, "9 passed, 0 failed") {
+	if !strings.Contains(out, "11 passed, 0 failed") {
 		t.Fatalf("selftest output:\n%s", out)
 	}
-	for _, k := range []string{demoKeyAdmin, demoKeyRotated, demoKeyExpired} {
+	for _, k := range []string{demoKeyAdmin, demoKeyRotated, demoKeyExpired, demoKeySouth} {
 		if strings.Contains(out+errOut, k) {
 			t.Fatal("a demo key appeared in the demo's output")
 		}
