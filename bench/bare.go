@@ -5,11 +5,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"flag"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"sync"
 	"time"
 )
@@ -22,8 +25,32 @@ func runBare(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench bare", flag.ContinueOnError)
 	listen, up, key := fs.String("listen", "", "host:port"), fs.String("upstream", "", "URL"), fs.String("key", "", "SC-API-KEY")
 	cert, keyFile, ca := fs.String("cert", "", "TLS in"), fs.String("keyfile", "", "TLS in"), fs.String("ca", "", "upstream CA")
+	admin := fs.String("admin", "", "host:port of a page with the Go heap in use (go_memstats_heap_inuse_bytes), for the memory samples")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
+	if *admin != "" {
+		if err := checkLoopbackAddr(*admin); err != nil {
+			return err
+		}
+		aln, err := net.Listen("tcp", *admin)
+		if err != nil {
+			return err
+		}
+		asrv := &http.Server{Handler: http.HandlerFunc(heapPage), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = asrv.Serve(aln) }()
+		defer asrv.Close()
 	}
 	target, err := url.Parse(*up)
 	if err != nil {
@@ -62,6 +89,14 @@ func runBare(ctx context.Context, args []string) error {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"http/1.1"}})
 	}
 	return serveUntil(ctx, srv, ln)
+}
+
+// heapPage answers with the one line of a Prometheus page the memory
+// samples read (the bare proxy has no metrics of its own).
+func heapPage(w http.ResponseWriter, _ *http.Request) {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	fmt.Fprintf(w, "go_memstats_heap_inuse_bytes %d\n", m.HeapInuse)
 }
 
 type bufPool struct{ p sync.Pool }

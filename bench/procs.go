@@ -93,8 +93,12 @@ func (p *procs) stopAll(grace time.Duration) {
 // threads) of every process in the process group pgid.
 type groupStats struct {
 	RSSBytes int64
-	CPU      time.Duration
-	Procs    int
+	// AnonBytes is the anonymous part of RSSBytes (RssAnon: heap, stacks,
+	// runtime); the rest is mapped files, mostly the program's own pages,
+	// which the page cache shares between processes running the same file.
+	AnonBytes int64
+	CPU       time.Duration
+	Procs     int
 }
 
 // clockTick is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
@@ -130,6 +134,7 @@ func readGroupStatsIn(procDir string, pgid int) (groupStats, error) {
 		s.Procs++
 		s.CPU += time.Duration(f.utime+f.stime) * time.Second / clockTick
 		s.RSSBytes += vmRSS(status)
+		s.AnonBytes += statusKB(status, "RssAnon:")
 	}
 	if s.Procs == 0 {
 		return s, fmt.Errorf("no process in group %d", pgid)
@@ -166,9 +171,13 @@ func parseStat(b []byte) (statFields, error) {
 
 // vmRSS returns VmRSS from /proc/PID/status in bytes (0 for a kernel thread
 // or a zombie, which have none).
-func vmRSS(status []byte) int64 {
+func vmRSS(status []byte) int64 { return statusKB(status, "VmRSS:") }
+
+// statusKB returns a "NAME:  N kB" line of /proc/PID/status in bytes, 0
+// when it has none.
+func statusKB(status []byte, name string) int64 {
 	for _, line := range strings.Split(string(status), "\n") {
-		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		rest, ok := strings.CutPrefix(line, name)
 		if !ok {
 			continue
 		}

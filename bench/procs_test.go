@@ -54,14 +54,14 @@ func TestParseProcFiles(t *testing.T) {
 		_ = os.WriteFile(filepath.Join(dir, pid, "status"), []byte(status), 0o644)
 	}
 	// A name with spaces and parentheses, utime 150 and stime 50 ticks.
-	write("100", "100 (nginx: (worker) x) S 1 100 100 0 -1 0 0 0 0 0 150 50 0 0 20 0 1 0 1 0 0", "Name:\tnginx\nVmRSS:\t  2048 kB\n")
+	write("100", "100 (nginx: (worker) x) S 1 100 100 0 -1 0 0 0 0 0 150 50 0 0 20 0 1 0 1 0 0", "Name:\tnginx\nVmRSS:\t  2048 kB\nRssAnon:\t 512 kB\n")
 	write("101", "101 (other) S 1 999 999 0 -1 0 0 0 0 0 7 7 0 0 20 0 1 0 1 0 0", "VmRSS:\t4096 kB\n")
-	write("102", "102 (worker) S 100 100 100 0 -1 0 0 0 0 0 50 50 0 0 20 0 1 0 1 0 0", "VmRSS:\t1024 kB\n")
+	write("102", "102 (worker) S 100 100 100 0 -1 0 0 0 0 0 50 50 0 0 20 0 1 0 1 0 0", "VmRSS:\t1024 kB\nRssAnon:\t256 kB\n")
 	s, err := readGroupStatsIn(dir, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Procs != 2 || s.RSSBytes != 3072<<10 || s.CPU != 3*time.Second {
+	if s.Procs != 2 || s.RSSBytes != 3072<<10 || s.AnonBytes != 768<<10 || s.CPU != 3*time.Second {
 		t.Fatalf("%+v", s)
 	}
 	if _, err := readGroupStatsIn(dir, 5); err == nil {

@@ -62,26 +62,52 @@ func describeMachine(start time.Time, took time.Duration, load0 string) machine 
 	return m
 }
 
-// writeReports prints the table and writes results.json, results.md and
-// chart.svg into the results folder (and the docs/performance.md and chart copies asked for).
-func writeReports(cfg config, m machine, results []result, stdout io.Writer) error {
-	md := markdown(m, results)
+// runData is everything a run measured: results.json, and what the
+// reports are written from.
+type runData struct {
+	Machine  machine          `json:"machine"`
+	Results  []result         `json:"results"`            // closed loop (wrk)
+	Open     []openResult     `json:"open,omitempty"`     // open loop (vegeta)
+	Memory   []memTrack       `json:"memory,omitempty"`   // RSS and heap over time
+	Profiles []profileAccount `json:"profiles,omitempty"` // CPU by area (-profile)
+	Skipped  []skipped        `json:"skipped,omitempty"`  // targets not run
+}
+
+// skipped is a target the run could not start, such as a peer that is not
+// installed.
+type skipped struct {
+	Scenario string `json:"scenario"`
+	Target   string `json:"target"`
+	Reason   string `json:"reason"`
+}
+
+// memChartFile is the memory chart's name beside chart.svg.
+func memChartFile(chartPath string) string {
+	dir, file := filepath.Split(chartPath)
+	return filepath.Join(dir, strings.TrimSuffix(file, ".svg")+"-memory.svg")
+}
+
+// writeReports prints the tables and writes results.json, results.md,
+// chart.svg and chart-memory.svg into the results folder (and the
+// docs/performance.md and chart copies asked for).
+func writeReports(cfg config, d runData, stdout io.Writer) error {
+	md := markdown(d)
 	fmt.Fprint(stdout, md)
-	js, err := json.MarshalIndent(struct {
-		Machine machine  `json:"machine"`
-		Results []result `json:"results"`
-	}{m, results}, "", "  ")
+	js, err := json.MarshalIndent(d, "", "  ")
 	if err != nil {
 		return err
 	}
-	svg := chart(results)
+	svg := chart(d.Results)
+	memSVG := memoryChart(d.Memory)
 	errs := []error{
 		os.WriteFile(filepath.Join(cfg.Out, "results.json"), js, 0o644),
 		os.WriteFile(filepath.Join(cfg.Out, "results.md"), []byte(md), 0o644),
 		os.WriteFile(filepath.Join(cfg.Out, "chart.svg"), []byte(svg), 0o644),
+		os.WriteFile(filepath.Join(cfg.Out, "chart-memory.svg"), []byte(memSVG), 0o644),
 	}
 	if cfg.Chart != "" {
-		errs = append(errs, os.WriteFile(cfg.Chart, []byte(svg), 0o644))
+		errs = append(errs, os.WriteFile(cfg.Chart, []byte(svg), 0o644),
+			os.WriteFile(memChartFile(cfg.Chart), []byte(memSVG), 0o644))
 	}
 	if cfg.Readme != "" {
 		errs = append(errs, updateReadme(cfg.Readme, md))
@@ -89,8 +115,10 @@ func writeReports(cfg config, m machine, results []result, stdout io.Writer) err
 	return errors.Join(errs...)
 }
 
-// markdown is the report: one table per scenario.
-func markdown(m machine, results []result) string {
+// markdown is the report: per scenario, the closed-loop table, the
+// open-loop table, the memory table and the CPU accounting.
+func markdown(d runData) string {
+	m, results := d.Machine, d.Results
 	var b strings.Builder
 	fmt.Fprintf(&b, "Run of %s (took %s) on %d cores of %s, Linux %s, %s; load average %s at the start, %s at the end. ",
 		m.Date, m.Took, m.Cores, m.CPU, m.Kernel, m.Go, m.LoadAvg0, m.LoadAvg)
@@ -99,15 +127,30 @@ func markdown(m machine, results []result) string {
 		b.WriteString(" Peers: " + strings.Join(m.Versions, "; ") + ".")
 	}
 	b.WriteString("\n")
-	for _, s := range scenarioOrder(results) {
+	for _, s := range scenarioOrder(d) {
 		about := s
 		for _, sc := range scenarios {
 			if sc.Name == s {
 				about = sc.Name + ": " + sc.About
 			}
 		}
-		fmt.Fprintf(&b, "\n**%s**\n\n", about)
-		b.WriteString("| target | conns | req/s | × direct | × nginx | p50 | p99 | p99.9 | errors | upstream conns | CPU µs/req | RSS MB | check |\n")
+		fmt.Fprintf(&b, "\n**%s**\n", about)
+		var missing []string
+		for _, sk := range d.Skipped {
+			if sk.Scenario == s {
+				missing = append(missing, sk.Target+" ("+sk.Reason+")")
+			}
+		}
+		if len(missing) > 0 {
+			fmt.Fprintf(&b, "\nNot run: %s.\n", strings.Join(missing, "; "))
+		}
+		if !hasClosed(results, s) {
+			openMarkdown(&b, s, d.Open)
+			memoryMarkdown(&b, s, d.Memory, results)
+			profileMarkdown(&b, s, d.Profiles, results)
+			continue
+		}
+		b.WriteString("\n| target | conns | req/s | × direct | × nginx | p50 | p99 | p99.9 | errors | upstream conns | CPU µs/req | RSS MB | check |\n")
 		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 		for _, r := range results {
 			if r.Scenario != s {
@@ -117,18 +160,45 @@ func markdown(m machine, results []result) string {
 				r.Target, r.Conns, r.RPS, ratio(r, results, "direct"), ratio(r, results, "nginx"),
 				ms(r.P50), ms(r.P99), ms(r.P999), r.Errors, r.UpConns, float64(r.CPUPerReq)/1e3, mb(r), okText(r.OK))
 		}
+		openMarkdown(&b, s, d.Open)
+		memoryMarkdown(&b, s, d.Memory, results)
+		profileMarkdown(&b, s, d.Profiles, results)
 	}
 	return b.String()
 }
 
-func scenarioOrder(results []result) []string {
-	var out []string
+func hasClosed(results []result, scenario string) bool {
 	for _, r := range results {
-		if !contains(out, r.Scenario) {
-			out = append(out, r.Scenario)
+		if r.Scenario == scenario {
+			return true
 		}
 	}
+	return false
+}
+
+// scenarioOrder is the scenarios of a run in the order they ran.
+func scenarioOrder(d runData) []string {
+	var out []string
+	add := func(s string) {
+		if !contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	for _, r := range d.Results {
+		add(r.Scenario)
+	}
+	for _, r := range d.Open {
+		add(r.Scenario)
+	}
+	for _, m := range d.Memory {
+		add(m.Scenario)
+	}
 	return out
+}
+
+// scenarioNames are the scenarios of closed-loop results, for the chart.
+func scenarioNames(results []result) []string {
+	return scenarioOrder(runData{Results: results})
 }
 
 // ratio is r's req/s over the named target's in the same scenario and conns.
@@ -196,7 +266,7 @@ func chart(results []result) string {
 		left, right, top  = 70, 170, 30
 		bottomPad, barGap = 40, 2
 	)
-	scens := scenarioOrder(results)
+	scens := scenarioNames(results)
 	height := len(scens)*(panelH+top) + 10
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
@@ -303,16 +373,13 @@ func runReport(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var saved struct {
-		Machine machine  `json:"machine"`
-		Results []result `json:"results"`
-	}
+	var saved runData
 	if err := json.Unmarshal(b, &saved); err != nil {
 		return fmt.Errorf("%s: %w", *from, err)
 	}
-	if len(saved.Results) == 0 {
+	if len(saved.Results) == 0 && len(saved.Open) == 0 {
 		return fmt.Errorf("%s holds no results", *from)
 	}
 	cfg.Out = filepath.Dir(*from)
-	return writeReports(cfg, saved.Machine, saved.Results, stdout)
+	return writeReports(cfg, saved, stdout)
 }

@@ -19,7 +19,7 @@ var testResults = []result{
 }
 
 func TestMarkdownTable(t *testing.T) {
-	md := markdown(machine{Cores: 2, CPU: "Test CPU"}, testResults)
+	md := markdown(runData{Machine: machine{Cores: 2, CPU: "Test CPU"}, Results: testResults})
 	for _, want := range []string{
 		"| scgate-full | 32 | 10000 | 0.25 | 0.50 |",
 		"| scgate-full | 256 | 12500 | 0.25 | – |",
@@ -82,7 +82,7 @@ func TestNiceCeil(t *testing.T) {
 func TestReportFromSavedResults(t *testing.T) {
 	dir := t.TempDir()
 	cfg := config{Out: dir}
-	if err := writeReports(cfg, machine{Cores: 2}, testResults, io.Discard); err != nil {
+	if err := writeReports(cfg, runData{Machine: machine{Cores: 2}, Results: testResults}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	chartPath := filepath.Join(dir, "copy.svg")

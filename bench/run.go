@@ -48,15 +48,24 @@ type config struct {
 	Profile    bool   // CPU-profile every scgate target (--cpuprofile)
 	Readme     string // file (docs/performance.md) to update between the bench markers
 	Chart      string // where to copy the chart
+	// Rates are the open-loop request rates, one run each per target after
+	// the closed-loop runs; OpenDuration is the length of each.
+	Rates        []int
+	OpenDuration time.Duration
+	// Extra are more scgate targets: scgate-min's config with settings
+	// added (-variant), run beside scgate-min in sidecar and gateway.
+	Extra []extraVariant
 }
 
 // estimate is how long the load takes, start-up excluded.
 func (c config) estimate() time.Duration {
-	var runs int
+	var runs, open int
 	for _, s := range c.selected() {
 		runs += len(s.Targets) * len(c.Conns)
+		open += len(s.Targets) * len(c.Rates)
 	}
-	return time.Duration(runs)*(c.Warmup+c.Duration+time.Second) + 30*time.Second
+	return time.Duration(runs)*(c.Warmup+c.Duration+time.Second) +
+		time.Duration(open)*(c.OpenDuration+openWarmup+time.Second) + 30*time.Second
 }
 
 // selected are the scenarios to run, with the target filter applied.
@@ -77,6 +86,13 @@ func (c config) selected() []scenario {
 		}
 		if c.ComparePGO && contains(s.Targets, "scgate-full") {
 			s.Targets = append(s.Targets, "scgate-nopgo")
+		}
+		if s.Name != "scale" {
+			for _, v := range c.Extra {
+				if len(c.Targets) == 0 || contains(c.Targets, v.Name) {
+					s.Targets = append(s.Targets, v.Name)
+				}
+			}
 		}
 		out = append(out, s)
 	}
@@ -105,12 +121,20 @@ func (c config) validate() error {
 		}
 	}
 	for _, t := range c.Targets {
-		if _, ok := variants[t]; !ok && !contains(kinds, t) {
+		if _, ok := variants[t]; !ok && !contains(kinds, t) && c.extra(t) == nil {
 			errs = append(errs, fmt.Errorf("unknown target %q", t))
 		}
 	}
-	if len(c.Conns) == 0 {
-		errs = append(errs, errors.New("-conns: at least one concurrency"))
+	if len(c.Conns) == 0 && len(c.Rates) == 0 {
+		errs = append(errs, errors.New("-conns and -rates: at least one concurrency or rate"))
+	}
+	for _, r := range c.Rates {
+		if r < 1 || r > 100_000 {
+			errs = append(errs, fmt.Errorf("-rates %d: between 1 and 100000", r))
+		}
+	}
+	if len(c.Rates) > 0 && c.OpenDuration < time.Second {
+		errs = append(errs, errors.New("-open-duration must be at least 1s"))
 	}
 	for _, n := range c.Conns {
 		if n < c.Threads || n > 4096 {
@@ -137,6 +161,7 @@ type bench struct {
 	bins  bins
 	certs certFiles
 	cl    *client
+	data  runData // what the run measured besides the closed-loop results
 }
 
 // result is one measured run of one target.
@@ -179,8 +204,8 @@ func (b *bench) run(ctx context.Context) ([]result, error) {
 
 // prepare checks the tools, builds scgate and writes the certificate.
 func (b *bench) prepare(ctx context.Context) error {
-	if _, err := exec.LookPath("wrk"); err != nil {
-		return errors.New("wrk is not installed (apt-get install wrk)")
+	if _, err := exec.LookPath("wrk"); err != nil && len(b.cfg.Conns) > 0 {
+		return errors.New("wrk is not installed (apt-get install wrk), and -conns asks for closed-loop runs (-conns '' runs the open loop alone)")
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -253,6 +278,11 @@ func (b *bench) runScenario(ctx context.Context, s scenario, base int) ([]result
 	var targets []*target
 	for i, name := range s.Targets {
 		t, err := b.startTarget(ctx, s, name, dir, base+1+i, base+11+i, upAddr, scheme)
+		if errors.Is(err, errNotInstalled) {
+			b.logf("  %s: skipped, %v", name, err)
+			b.data.Skipped = append(b.data.Skipped, skipped{Scenario: s.Name, Target: name, Reason: err.Error()})
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -260,8 +290,19 @@ func (b *bench) runScenario(ctx context.Context, s scenario, base int) ([]result
 			return nil, fmt.Errorf("same-job check failed: %w", err)
 		}
 		b.logf("  %s at %s: checks passed", name, t.URL)
+		if t.proc != nil {
+			t.mem = &memTrack{Scenario: s.Name, Target: name}
+			t.mem.IdleRSS, t.mem.IdleAnon, t.mem.IdleHeap = t.sampler().read(ctx)
+		}
 		targets = append(targets, t)
 	}
+	defer func() {
+		for _, t := range targets {
+			if t.mem != nil {
+				b.data.Memory = append(b.data.Memory, *t.mem)
+			}
+		}
+	}()
 	script := filepath.Join(dir, "report.lua")
 	lua, _ := confFS.ReadFile("conf/report.lua")
 	if err := os.WriteFile(script, lua, 0o644); err != nil {
@@ -279,7 +320,41 @@ func (b *bench) runScenario(ctx context.Context, s scenario, base int) ([]result
 			out = append(out, r)
 		}
 	}
+	for _, rate := range b.cfg.Rates {
+		for _, t := range targets {
+			r, err := b.measureOpen(ctx, s, t, rate)
+			if err != nil {
+				return out, err
+			}
+			b.logf("  %-12s %5d/s  p50 %-8v p99 %-8v p99.9 %-8v errors %d", t.Name, rate, r.P50, r.P99, r.P999, r.Errors)
+			b.data.Open = append(b.data.Open, r)
+		}
+	}
 	return out, nil
+}
+
+// openWarmup is the unrecorded open-loop load before each measured one, at
+// the same rate (new connections, pools filled).
+const openWarmup = time.Second
+
+// measureOpen runs t at rate requests per second, open loop.
+func (b *bench) measureOpen(ctx context.Context, s scenario, t *target, rate int) (openResult, error) {
+	url := t.URL + "/api/v2/playlists/?server=1"
+	if _, err := openLoop(ctx, url, t.Header, b.cl.roots, rate, openWarmup); err != nil && ctx.Err() != nil {
+		return openResult{}, ctx.Err()
+	}
+	stop := t.track(ctx, fmt.Sprintf("%d/s", rate), b.cfg.OpenDuration)
+	r, err := openLoop(ctx, url, t.Header, b.cl.roots, rate, b.cfg.OpenDuration)
+	stop()
+	r.Scenario, r.Target = s.Name, t.Name
+	if err != nil && ctx.Err() != nil {
+		return r, ctx.Err()
+	}
+	if err != nil {
+		r.Errors = -1 // shown as a failed run; the closed-loop results still stand
+		b.logf("  %s %d/s: %v", t.Name, rate, err)
+	}
+	return r, nil
 }
 
 func okText(ok bool) string {
@@ -311,18 +386,26 @@ func (b *bench) startTarget(ctx context.Context, s scenario, name, dir string, p
 		Cert: b.certs.Cert, CertKey: b.certs.Key, Combined: b.certs.Combined,
 		IdleConns: b.cfg.IdleConns, Workers: runtime.NumCPU(),
 	}
+	p.Extra = b.cfg.extra(name)
 	l, err := plan(name, p, b.bins)
 	if err != nil {
 		return nil, err
 	}
-	if b.cfg.Profile && strings.HasPrefix(name, "scgate") {
-		l.argv = append(l.argv, "--cpuprofile", filepath.Join(b.cfg.Out, s.Name+"-"+name+".pprof"))
+	if b.cfg.Profile && (strings.HasPrefix(name, "scgate") || name == "bare") {
+		flag := "--cpuprofile"
+		if name == "bare" {
+			flag = "-cpuprofile"
+		}
+		l.argv = append(l.argv, flag, profilePath(b.cfg.Out, s.Name, name))
+	}
+	if strings.HasPrefix(name, "scgate") || name == "bare" {
+		t.Metrics = "http://" + hostPort(adminPort) + "/metrics"
 	}
 	if err := l.writeFiles(tdir); err != nil {
 		return nil, err
 	}
 	if _, err := exec.LookPath(l.argv[0]); err != nil {
-		return nil, fmt.Errorf("%s: %s is not installed (apt-get install nginx haproxy caddy)", name, l.argv[0])
+		return nil, fmt.Errorf("%w: %s (apt-get install nginx haproxy caddy)", errNotInstalled, l.argv[0])
 	}
 	t.proc, err = b.procs.start(name, tdir, l.env, l.argv...)
 	if err != nil {
@@ -347,6 +430,7 @@ func (b *bench) measure(ctx context.Context, s scenario, t *target, conns int, s
 		pr = up // direct: the upstream is the process under load
 	}
 	pgid := pr.cmd.Process.Pid
+	stopMem := t.track(ctx, fmt.Sprintf("c=%d", conns), b.cfg.Duration)
 	st0, err := readGroupStats(pgid)
 	if err != nil {
 		return result{}, fmt.Errorf("%s: %w", t.Name, err)
@@ -357,6 +441,7 @@ func (b *bench) measure(ctx context.Context, s scenario, t *target, conns int, s
 	}
 	out, werr := runWrk(ctx, wrkArgs(script, url, conns, b.cfg.Threads, b.cfg.Duration, t.Header), b.cfg.Duration)
 	st1, err := readGroupStats(pgid)
+	stopMem()
 	if err != nil {
 		return result{}, fmt.Errorf("%s (did it crash? see %s): %w", t.Name, pr.log, err)
 	}

@@ -2,14 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
 )
 
 //go:embed conf
@@ -49,6 +54,7 @@ type params struct {
 	IdleConns        int
 	Workers          int
 	Vault            string
+	Extra            *extraVariant // a -variant target: its settings
 }
 
 // render executes one template of conf/.
@@ -62,10 +68,117 @@ func render(name string, p params) (string, error) {
 
 // target is one thing the load is sent to.
 type target struct {
-	Name   string
-	URL    string // base URL (no path)
-	Header string // sent by wrk on every request (the key, for direct only)
-	proc   *proc  // nil for direct: its process is the upstream
+	Name    string
+	URL     string // base URL (no path)
+	Header  string // sent by wrk on every request (the key, for direct only)
+	Metrics string // its Prometheus page (scgate's admin, bare's), "" for others
+	proc    *proc  // nil for direct: its process is the upstream
+
+	mem    *memTrack     // nil for direct
+	loaded time.Duration // load it has had so far, the time axis of mem
+}
+
+// errNotInstalled is a peer whose program is missing: the bench says so and
+// goes on with the others.
+var errNotInstalled = errors.New("not installed")
+
+func (t *target) sampler() sampler {
+	return sampler{pgid: t.proc.cmd.Process.Pid, metrics: t.Metrics, hc: &http.Client{Timeout: time.Second}}
+}
+
+// track samples t's memory through a load run of about d; the returned
+// stop ends the sampling and keeps the samples.
+func (t *target) track(ctx context.Context, phase string, d time.Duration) (stop func()) {
+	if t.mem == nil {
+		return func() {}
+	}
+	start := time.Now()
+	done := t.sampler().during(ctx, t.loaded, phase)
+	return func() {
+		t.mem.Samples = append(t.mem.Samples, done()...)
+		t.loaded += max(time.Since(start), d)
+	}
+}
+
+// extraVariant is a target given with -variant NAME=SETTINGS: scgate-min's
+// config with SETTINGS (section.key=value, separated by ";") written into it.
+type extraVariant struct {
+	Name     string
+	Settings []setting
+}
+
+// setting is one TOML key, written into its section of the rendered config.
+type setting struct {
+	Section, Key, Value string
+}
+
+// parseVariant reads NAME=section.key=value;section.key=value. The name must
+// start with "scgate-"; a value is TOML as written (quote strings).
+func parseVariant(spec string) (extraVariant, error) {
+	name, rest, ok := strings.Cut(spec, "=")
+	name = strings.TrimSpace(name)
+	if !ok || !strings.HasPrefix(name, "scgate-") || len(name) == len("scgate-") || strings.ContainsAny(name, " /,") {
+		return extraVariant{}, fmt.Errorf("-variant %q: want scgate-NAME=section.key=value[;...]", spec)
+	}
+	if _, known := variants[name]; known {
+		return extraVariant{}, fmt.Errorf("-variant %q: %s is a built-in target", spec, name)
+	}
+	v := extraVariant{Name: name}
+	for _, kv := range strings.Split(rest, ";") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		path, val, ok := strings.Cut(kv, "=")
+		sec, key, ok2 := strings.Cut(strings.TrimSpace(path), ".")
+		if !ok || !ok2 || sec == "" || key == "" || strings.TrimSpace(val) == "" || strings.ContainsRune(kv, '\n') {
+			return extraVariant{}, fmt.Errorf("-variant %s: %q is not section.key=value", name, kv)
+		}
+		v.Settings = append(v.Settings, setting{Section: sec, Key: strings.TrimSpace(key), Value: strings.TrimSpace(val)})
+	}
+	if len(v.Settings) == 0 {
+		return extraVariant{}, fmt.Errorf("-variant %s: no settings", name)
+	}
+	return v, nil
+}
+
+// extra is the -variant target called name, or nil.
+func (c config) extra(name string) *extraVariant {
+	for i := range c.Extra {
+		if c.Extra[i].Name == name {
+			return &c.Extra[i]
+		}
+	}
+	return nil
+}
+
+// applySettings writes each setting into its [section] of conf, replacing
+// the key's line when the section has one, or into a new section at the end
+// when conf has no such section.
+func applySettings(conf string, settings []setting) string {
+	lines := strings.Split(conf, "\n")
+next:
+	for _, st := range settings {
+		line := st.Key + " = " + st.Value
+		header := "[" + st.Section + "]"
+		i := slices.Index(lines, header)
+		if i < 0 {
+			lines = append(lines, "", header, line)
+			continue
+		}
+		for j := i + 1; j < len(lines) && !strings.HasPrefix(lines[j], "["); j++ {
+			if k, _, ok := strings.Cut(lines[j], "="); ok && strings.TrimSpace(k) == st.Key {
+				lines[j] = line
+				continue next
+			}
+		}
+		lines = slices.Insert(lines, i+1, line)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// profilePath is where a target's CPU profile of a scenario goes.
+func profilePath(out, scenario, target string) string {
+	return filepath.Join(out, scenario+"-"+target+".pprof")
 }
 
 // launch describes how to start a target: the files to write into its
@@ -98,7 +211,7 @@ func plan(name string, p params, b bins) (launch, error) {
 			argv: []string{"caddy", "run", "--adapter", "caddyfile", "--config", filepath.Join(p.Dir, "Caddyfile")},
 			env:  []string{"HOME=" + p.Dir, "XDG_CONFIG_HOME=" + p.Dir, "XDG_DATA_HOME=" + p.Dir}}, err
 	case "bare":
-		argv := []string{b.self, "bare", "-listen", p.Listen, "-upstream", p.UpScheme + "://" + p.Upstream, "-key", p.Key}
+		argv := []string{b.self, "bare", "-listen", p.Listen, "-admin", p.Admin, "-upstream", p.UpScheme + "://" + p.Upstream, "-key", p.Key}
 		if p.TLS {
 			argv = append(argv, "-cert", p.Cert, "-keyfile", p.CertKey)
 		}
@@ -107,8 +220,12 @@ func plan(name string, p params, b bins) (launch, error) {
 		}
 		return launch{argv: argv}, nil
 	}
+	var extra []setting
 	if _, ok := variants[name]; !ok {
-		return launch{}, fmt.Errorf("unknown target %q", name)
+		if p.Extra == nil {
+			return launch{}, fmt.Errorf("unknown target %q", name)
+		}
+		extra = p.Extra.Settings
 	}
 	p.Full = name == "scgate-full" || name == "scgate-nopgo"
 	callers, keys := 1, 1
@@ -123,6 +240,7 @@ func plan(name string, p params, b bins) (launch, error) {
 	if err != nil {
 		return launch{}, err
 	}
+	conf = applySettings(conf, extra)
 	bin := b.scgate
 	if name == "scgate-nopgo" {
 		bin = b.scgateNoPGO

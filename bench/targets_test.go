@@ -137,6 +137,8 @@ func TestConfigValidation(t *testing.T) {
 		"unknown scenario": func(c *config) { c.Scenarios = []string{"cloud"} },
 		"unknown target":   func(c *config) { c.Targets = []string{"envoy"} },
 		"no conns":         func(c *config) { c.Conns = nil },
+		"bad rate":         func(c *config) { c.Rates = []int{0} },
+		"short open loop":  func(c *config) { c.Rates, c.OpenDuration = []int{500}, time.Millisecond },
 		"too many conns":   func(c *config) { c.Conns = []int{100000} },
 		"too long":         func(c *config) { c.Duration = time.Hour },
 		"privileged port":  func(c *config) { c.BasePort = 80 },
@@ -151,5 +153,51 @@ func TestConfigValidation(t *testing.T) {
 	c.Targets, c.ComparePGO = []string{"scgate-full"}, true
 	if got := c.selected()[0].Targets; strings.Join(got, ",") != "direct,scgate-full,scgate-nopgo" {
 		t.Errorf("selected %v", got)
+	}
+}
+
+// A -variant target is scgate-min's config with its settings written into
+// their sections, replacing a key the section has; bad specs are refused.
+func TestVariantTargets(t *testing.T) {
+	v, err := parseVariant(`scgate-sync=upstream.client="sync"; upstream.max_idle_conns=64; runtime.gogc=50`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testParams(false)
+	p.Extra = &v
+	l, err := plan("scgate-sync", p, bins{scgate: "/bin/scgate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Upstream struct {
+			Client       string
+			MaxIdleConns int `toml:"max_idle_conns"`
+		}
+		Runtime  struct{ GOGC int }
+		Identity struct{ Static string }
+	}
+	if err := toml.Unmarshal([]byte(l.files["config.toml"]), &cfg); err != nil {
+		t.Fatalf("%v\n%s", err, l.files["config.toml"])
+	}
+	if cfg.Upstream.Client != "sync" || cfg.Upstream.MaxIdleConns != 64 || cfg.Runtime.GOGC != 50 || cfg.Identity.Static != "bench-caller" {
+		t.Errorf("%+v\n%s", cfg, l.files["config.toml"])
+	}
+	for _, bad := range []string{"sync=upstream.client=1", "scgate-min=log.level=\"info\"", "scgate-x=", "scgate-x=client", "scgate-x=upstream.client", "scgate-x=.k=1"} {
+		if _, err := parseVariant(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	c := config{Scenarios: []string{"sidecar", "scale"}, Conns: []int{32}, Duration: time.Second, Threads: 1, BasePort: 18300,
+		MaxRuntime: time.Hour, Extra: []extraVariant{v}, Targets: []string{"scgate-sync"}}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	sel := c.selected()
+	if got := strings.Join(sel[0].Targets, ","); got != "direct,scgate-sync" {
+		t.Errorf("sidecar runs %s", got)
+	}
+	if got := strings.Join(sel[1].Targets, ","); got != "direct" {
+		t.Errorf("scale runs %s", got)
 	}
 }

@@ -132,14 +132,7 @@ func (c Changes) Empty() bool {
 
 // MarshalLogObject writes the non-empty lists, for zap.Object.
 func (c Changes) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	for _, f := range []struct {
-		name string
-		list []string
-	}{
-		{"versions_added", c.Added}, {"versions_removed", c.Removed}, {"versions_changed", c.Changed},
-		{"activated", c.Activated}, {"deactivated", c.Deactivated},
-		{"callers_added", c.CallersAdded}, {"callers_removed", c.CallersRemoved}, {"callers_moved", c.CallersMoved},
-	} {
+	for _, f := range c.lists() {
 		if len(f.list) > 0 {
 			if err := enc.AddArray(f.name, stringArray(f.list)); err != nil {
 				return err
@@ -147,6 +140,33 @@ func (c Changes) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		}
 	}
 	return nil
+}
+
+// changeList is one named list of Changes, named as in the log line.
+type changeList struct {
+	name string
+	list []string
+}
+
+func (c Changes) lists() []changeList {
+	return []changeList{
+		{"versions_added", c.Added}, {"versions_removed", c.Removed}, {"versions_changed", c.Changed},
+		{"activated", c.Activated}, {"deactivated", c.Deactivated},
+		{"callers_added", c.CallersAdded}, {"callers_removed", c.CallersRemoved}, {"callers_moved", c.CallersMoved},
+	}
+}
+
+// Lines returns the audit trail as text, one line per entry, named as in
+// the "vault reloaded" log line ("activated: playlist-admin g0hsQEz6"):
+// for the status page. Like the log line, it holds prefixes only.
+func (c Changes) Lines() []string {
+	var out []string
+	for _, f := range c.lists() {
+		for _, s := range f.list {
+			out = append(out, f.name+": "+s)
+		}
+	}
+	return out
 }
 
 type stringArray []string

@@ -59,3 +59,8 @@ func joinSorted(errs []*ParseError) error {
 	}
 	return errors.Join(all...)
 }
+
+// Problems flattens an error of Load (or a Watcher's reload) into its
+// ParseErrors, one per problem, in order: for a page or report that lists
+// them. An error that is not a ParseError becomes one with its text.
+func Problems(err error) []*ParseError { return parseErrors(err) }

@@ -38,7 +38,10 @@ type Metrics struct {
 	TLSCertExpiry    *prometheus.GaugeVec   // name
 	RateLimitBackend prometheus.Gauge       // 1: the configured limit backend is in use
 	BufferFallbacks  *prometheus.CounterVec // use (rewrite, replay)
-	BuildInfo        *prometheus.GaugeVec   // version, revision, goversion
+	// StationChecks counts the station stage's decisions for callers scoped
+	// to stations, by result (never by station: the label stays bounded).
+	StationChecks *prometheus.CounterVec
+	BuildInfo     *prometheus.GaugeVec // version, revision, goversion
 	// ConnectionsRefused counts connections the gateway closed to bound
 	// strangers (reason: max_connections, per_source, unidentified_timeout).
 	ConnectionsRefused *prometheus.CounterVec
@@ -118,6 +121,10 @@ func New() *Metrics {
 			Name: "scgate_buffer_budget_fallbacks_total",
 			Help: "Requests that did without a buffer because the buffer budget (server.max_buffered_bytes) was spent, by use: rewrite (a paginated answer passed with its links unchanged), replay (a request body was not kept, so a refusal for its key is not retried).",
 		}, []string{"use"}),
+		StationChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scgate_station_checks_total",
+			Help: "Station checks of callers scoped to stations, by result (allowed, missing, malformed, forbidden, route, too_large, unchecked).",
+		}, []string{"result"}),
 		keyExpiryDesc: prometheus.NewDesc("scgate_key_expiry_timestamp_seconds",
 			"Unix time at which a key version expires (versions with an expiry only).", []string{"key", "prefix"}, nil),
 		keyActiveDesc: prometheus.NewDesc("scgate_key_active",
@@ -128,16 +135,24 @@ func New() *Metrics {
 	m.VaultReloads.WithLabelValues(ResultError)
 	m.BufferFallbacks.WithLabelValues("rewrite")
 	m.BufferFallbacks.WithLabelValues("replay")
+	for _, r := range StationResults {
+		m.StationChecks.WithLabelValues(r)
+	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Requests, m.RequestDuration, m.UpstreamDuration, m.Inflight, m.RateLimitedTotal,
 		m.GatewayErrors, m.KeyRejections, m.VaultReloads, m.VaultLastSuccess, m.TLSCertExpiry,
 		m.RateLimitBackend, m.BuildInfo, m.ConnectionsRefused, m.TLSHandshakeErrors, m.BufferFallbacks,
+		m.StationChecks,
 		keyCollector{m},
 	)
 	return m
 }
+
+// StationResults are the results of the station check, the values of
+// scgate_station_checks_total's result label.
+var StationResults = []string{"allowed", "missing", "malformed", "forbidden", "route", "too_large", "unchecked"}
 
 // SetBuildInfo sets scgate_build_info{version,revision,goversion} to 1.
 func (m *Metrics) SetBuildInfo(version, revision, goversion string) {

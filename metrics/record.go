@@ -71,6 +71,13 @@ func (m *Metrics) GatewayError(code string) {
 	}
 }
 
+// StationCheck counts a station check by its result (one of StationResults).
+func (m *Metrics) StationCheck(result string) {
+	if m != nil {
+		m.StationChecks.WithLabelValues(result).Inc()
+	}
+}
+
 // KeyRejected counts a key version set aside after the broadcaster refused it.
 func (m *Metrics) KeyRejected(panel, key, prefix string) {
 	if m != nil {

@@ -33,10 +33,12 @@ type Decision struct {
 	Status int
 	// Message is what the caller would be told.
 	Message string
+	// Station is the station stage's decision.
+	Station StationDecision
 }
 
 // decide runs the gateway's stages in their order: path, identity, vault,
-// route rule, limits, key version. It fills st and returns the vault
+// route rule, limits, station, key version. It fills st and returns the vault
 // snapshot the request works on. An admission it took is in st.admission,
 // for the caller to release. With a request r, the identity is resolved
 // from it (after its caller-supplied credentials are stripped) and the
@@ -93,6 +95,11 @@ func (h *Handler) decide(ctx context.Context, st *state, r *http.Request, given,
 		return vault, newError(CodePanelForbidden, http.StatusForbidden,
 			"caller "+quote(caller)+" holds no key on panel "+quote(st.panel.name)+"; ask the gateway's operators to add one under [callers]", nil)
 	}
+	// The station stage: after the limits, so that a caller probing its
+	// scope spends its tokens, and before anything is sent or served.
+	if e := h.checkStation(r, st, method); e != nil {
+		return vault, e
+	}
 	v := key.Pick(h.now(), h.rejections)
 	if v == nil {
 		return vault, newError(CodeNoValidKey, http.StatusServiceUnavailable,
@@ -108,16 +115,42 @@ func (h *Handler) decide(ctx context.Context, st *state, r *http.Request, given,
 // identity is taken as given, and the limits stage admits it (the limits
 // that would apply are the limiter's For).
 func (h *Handler) Explain(ctx context.Context, caller, method, target string) Decision {
-	return h.ExplainHost(ctx, caller, method, "", target)
+	return h.ExplainRequest(ctx, ExplainInput{Caller: caller, Method: method, Target: target})
 }
 
 // ExplainHost is Explain for a request sent to host, which chooses the
 // panel when panels are chosen by Host.
 func (h *Handler) ExplainHost(ctx context.Context, caller, method, host, target string) Decision {
-	st := &state{}
-	escaped, _, _ := strings.Cut(target, "?")
-	_, e := h.decide(ctx, st, nil, caller, method, host, escaped)
-	d := Decision{Caller: caller, Key: st.keyName, Route: st.rule, Version: st.version}
+	return h.ExplainRequest(ctx, ExplainInput{Caller: caller, Method: method, Host: host, Target: target})
+}
+
+// ExplainBody is Explain for a request with a body of the given
+// Content-Type ("" for none), which the station stage reads as it would
+// read the caller's.
+func (h *Handler) ExplainBody(ctx context.Context, caller, method, target, contentType string, body []byte) Decision {
+	return h.ExplainRequest(ctx, ExplainInput{Caller: caller, Method: method, Target: target, ContentType: contentType, Body: body})
+}
+
+// ExplainInput is the request ExplainRequest decides.
+type ExplainInput struct {
+	Caller, Method string
+	Host           string // the Host it is sent to ("" for none)
+	Target         string // the path as the caller sends it, with an optional query
+	ContentType    string // of Body; "" for none
+	Body           []byte
+}
+
+// ExplainRequest is Explain for a request described in full.
+func (h *Handler) ExplainRequest(ctx context.Context, x ExplainInput) Decision {
+	caller, method := x.Caller, x.Method
+	escaped, query, _ := strings.Cut(x.Target, "?")
+	in := &stationInput{query: query, body: x.Body, hasBody: len(x.Body) > 0}
+	if x.ContentType != "" {
+		in.contentType = []string{x.ContentType}
+	}
+	st := &state{explainIn: in}
+	_, e := h.decide(ctx, st, nil, caller, method, x.Host, escaped)
+	d := Decision{Caller: caller, Key: st.keyName, Route: st.rule, Version: st.version, Station: st.station}
 	if st.panel != nil {
 		d.Panel = st.panel.name
 	}

@@ -30,6 +30,15 @@ const (
 	// CodePanelForbidden: the caller holds no key on the panel the request
 	// names (403).
 	CodePanelForbidden = "panel_forbidden"
+
+	// Station scoping (station.go): the request names no station, names
+	// one in a way that is refused (repeated, not an integer, duplicate
+	// JSON keys, ...), names one outside the caller's list or uses a route
+	// scoped callers may not use, or its body could not be held to check.
+	CodeStationMissing   = "station_missing"
+	CodeStationMalformed = "station_malformed"
+	CodeStationForbidden = "station_forbidden"
+	CodeStationUnchecked = "station_unchecked"
 )
 
 // statusClientClosed is logged (never sent) when the caller went away before

@@ -284,11 +284,12 @@ func (in *inspector) next() framingVerdict {
 	if len(in.verdicts) == 0 {
 		return framingVerdict{framingUnknown, "the request was not inspected"}
 	}
+	// Shifted down rather than resliced, so that the backing array is kept
+	// for the connection's next request instead of allocated again.
 	v := in.verdicts[0]
-	in.verdicts = in.verdicts[1:]
-	if len(in.verdicts) == 0 {
-		in.verdicts = nil
-	}
+	n := copy(in.verdicts, in.verdicts[1:])
+	in.verdicts[n] = framingVerdict{}
+	in.verdicts = in.verdicts[:n]
 	return v
 }
 

@@ -253,15 +253,35 @@ type state struct {
 	sharedConn     bool   // the connection already carried an identified caller's request
 	host           string // the Host the caller used
 	retry          retryState
-	bufferFallback string // useRewrite or useReplay when the buffer budget was spent
+	bufferFallback string          // useRewrite or useReplay when the buffer budget was spent
+	station        StationDecision // the station stage's decision (station.go)
+	explainIn      *stationInput   // Explain's query and body, for the station stage
 
 	// Held here so that a request allocates them with its state, not one by one.
 	rec       recorder
 	idValue   [1]string
 	keyHeader [1]string
+	ctx       stateContext
 }
 
 type stateKey struct{}
+
+// stateContext is the request's context with its state as the stateKey
+// value: held in the state, so that attaching the state allocates nothing
+// (context.WithValue would allocate a context of its own per request).
+// Deadline, Done and Err are the parent's, so context.WithCancel below it
+// still finds the parent's cancellation without a goroutine of its own.
+type stateContext struct {
+	context.Context
+	st *state
+}
+
+func (c *stateContext) Value(key any) any {
+	if key == (stateKey{}) {
+		return c.st
+	}
+	return c.Context.Value(key)
+}
 
 // ServeHTTP runs the stages of docs/design.md, Request path, in order.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -296,6 +316,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 		return e
 	}
 	defer st.admission.Release() // st.admission is the last one decide took
+	// The station stage may reserve budget for the body it reads.
+	defer func() { h.budget.give(st.retry.reserved) }()
 	vault, e := h.decide(r.Context(), st, r, "", r.Method, r.Host, r.URL.EscapedPath())
 	if e != nil {
 		return e
@@ -311,11 +333,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	}
-	defer func() { h.budget.give(st.retry.reserved) }()
 	if e := h.prepareReplay(r, st); e != nil {
 		return e
 	}
-	out := r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	st.ctx = stateContext{Context: r.Context(), st: st}
+	out := r.WithContext(&st.ctx)
 	if st.panelPrefix != "" {
 		out.URL = forwardURL(r, st.forwardPath)
 	}
@@ -493,7 +515,7 @@ func quote(s string) string {
 }
 
 // copyBufferSize is the size of the buffers that copy bodies.
-const copyBufferSize = 32 << 10
+const copyBufferSize = 16 << 10
 
 // bufferPool lends ReverseProxy its copy buffers. It holds array pointers, so
 // that Put converts the slice back without allocating (a pool of *[]byte

@@ -89,12 +89,40 @@ type features struct {
 func benchHandler(b *testing.B, f features) {
 	b.Helper()
 	u, _ := url.Parse("http://127.0.0.1:1")
+	opts := benchOptions(b, f, u, newCannedTransport())
+	h, err := proxy.New(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:8080/api/v2/playlists/?server=1", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.RemoteAddr = "127.0.0.1:40000"
+	r.RequestURI = r.URL.RequestURI()
+	r.Header.Set("User-Agent", "bench")
+	r.Header.Set("Accept", "*/*")
+	w := &discardWriter{h: make(http.Header, 8)}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, r)
+		if w.code != http.StatusOK {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+}
+
+// benchOptions are the handler options of the benchmarks with features f,
+// towards upstream u through transport.
+func benchOptions(b *testing.B, f features, u *url.URL, transport http.RoundTripper) proxy.Options {
+	b.Helper()
 	var res identity.Resolver
 	res, err := identity.Static("admin")
 	if err != nil {
 		b.Fatal(err)
 	}
-	opts := proxy.Options{Upstream: u, Transport: newCannedTransport(), Vault: fixedVault{parseVault(b, testVault)}}
+	opts := proxy.Options{Upstream: u, Transport: transport, Vault: fixedVault{parseVault(b, testVault)}}
 	if f.chain {
 		cidr, err := identity.NewCIDR(identity.CIDROptions{Rules: []identity.CIDRRule{{Prefix: netip.MustParsePrefix("10.77.0.0/16"), Identity: "reader"}}})
 		if err != nil {
@@ -130,27 +158,7 @@ func benchHandler(b *testing.B, f features) {
 		enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 		opts.Logger = zap.New(zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zapcore.InfoLevel))
 	}
-	h, err := proxy.New(opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	r, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:8080/api/v2/playlists/?server=1", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	r.RemoteAddr = "127.0.0.1:40000"
-	r.RequestURI = r.URL.RequestURI()
-	r.Header.Set("User-Agent", "bench")
-	r.Header.Set("Accept", "*/*")
-	w := &discardWriter{h: make(http.Header, 8)}
-	b.ReportAllocs()
-	for b.Loop() {
-		clear(w.h)
-		h.ServeHTTP(w, r)
-		if w.code != http.StatusOK {
-			b.Fatalf("status %d", w.code)
-		}
-	}
+	return opts
 }
 
 // BenchmarkStdlibReverseProxy is the floor BenchmarkHandler stands on: the

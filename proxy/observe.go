@@ -82,6 +82,12 @@ func (h *Handler) observe(r *http.Request, st *state) {
 		if st.retry.refused != nil {
 			fields = append(fields, zap.String("refused_key_prefix", st.retry.refused.Secret.Prefix()))
 		}
+		if st.station.Result != "" {
+			fields = append(fields, zap.String("station_check", st.station.Result))
+			if st.station.Station != 0 {
+				fields = append(fields, zap.Int("station", st.station.Station))
+			}
+		}
 		if st.bufferFallback != "" {
 			fields = append(fields, zap.String("buffer_fallback", st.bufferFallback))
 		}

@@ -61,12 +61,12 @@ func NewTransport(o TransportOptions) *http.Transport {
 		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
-		// Per pooled connection, so they multiply with the pool: 64 KiB
-		// each held 16 MiB at 256 connections. Large bodies do not need
-		// them: bufio hands reads and writes of a whole copy buffer
-		// straight to the connection.
-		ReadBufferSize:  8 << 10,
-		WriteBufferSize: 8 << 10,
+		// Per pooled connection, so they multiply with the pool (64 KiB
+		// each would hold 16 MiB at 256 connections). net/http's 4 KiB
+		// default is enough: bufio hands reads and writes of a whole copy
+		// buffer straight to the connection, so large bodies bypass it.
+		ReadBufferSize:  4 << 10,
+		WriteBufferSize: 4 << 10,
 		TLSClientConfig: &tls.Config{
 			MinVersion: tls.VersionTLS12,
 			RootCAs:    o.RootCAs,

@@ -9,6 +9,7 @@ import (
 	"runtime/pprof"
 	"syscall"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
@@ -67,6 +68,7 @@ func cmdRun(ctx context.Context, o runOptions, stderr io.Writer) error {
 	}
 	defer stopLogs()
 	defer func() { _ = logger.Sync() }()
+	setMemoryLimit(logger, memlimit.FromCgroup)
 	// From here on a failure goes to the log, in its format (JSON lines
 	// for a log collector), rather than as plain text among log lines.
 	v, commit := buildVersion()

@@ -90,6 +90,11 @@ func (st *store) seedChannels() error {
 			ListenersCurrent: 2, ListenersPeak: 7, State: 2},
 		{Active: false, Server: serverOther, Bitrate: "128", Listeners: "50", SType: "shoutcast2", SFormat: "mp3",
 			Port: 8010, MountPoint: "/stream", AutoDJEnabled: true, State: 0},
+		{Active: true, Server: serverCity, Bitrate: "128", Listeners: "100", SType: "icecast", SFormat: "mp3",
+			Port: 8020, SSLPort: 8463, MountPoint: "/city", Public: true, Traf: 5_242_880, TrafMonth: 104_857_600,
+			Traffic: "100.0 MB", AutoDJEnabled: true, ListenersCurrent: 3, ListenersPeak: 9, State: 2},
+		{Active: true, Server: serverCoast, Bitrate: "96", Listeners: "50", SType: "icecast", SFormat: "aac",
+			Port: 8030, MountPoint: "/coast", Public: true, AutoDJEnabled: true, ListenersCurrent: 1, ListenersPeak: 4, State: 2},
 	}
 	for _, c := range seed {
 		c.IPAddress = "127.0.0.1"

@@ -11,6 +11,9 @@
 //	/api/v2/playlists/{id}/  GET             single object; needs a key like the list
 //	/api/v2/grid/            GET, POST       plain array; POST needs a key
 //
+// The panel hosts four radio servers ("stations", the server=<id> of the API): 1 and 2, and two
+// small ones, 3 and 4, for tests and demos that scope a caller to one station.
+//
 // HEAD is served wherever GET is. Other methods on a known path get 405 with an Allow header.
 //
 // The backend being mimicked is Django REST Framework, so where the vendor's docs are silent the

@@ -78,6 +78,8 @@ func (st *store) seedGrid(now time.Time) error {
 		{serverMain, plMorningDrive, plAllMusicMain, "Breakfast", "#3366cc", 7, 2},
 		{serverMain, plEvening, plAllMusicMain, "Evening session", "#cc6633", 19, 2},
 		{serverOther, plAllMusicOther, plAllMusicOther, "Night jazz", "#339966", 22, 1},
+		{serverCity, plAllMusicCity, plAllMusicCity, "City drive", "#996633", 17, 2},
+		{serverCoast, plAllMusicCoast, plAllMusicCoast, "Coast mornings", "#336699", 8, 1},
 	}
 	y, m, d := now.UTC().Date()
 	day0 := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)

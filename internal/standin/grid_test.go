@@ -34,8 +34,8 @@ type eventJSON struct {
 func TestGridList(t *testing.T) {
 	h := start(t, Options{}, false)
 	all := decode[[]eventJSON](t, h.expect("GET", "/api/v2/grid/", nil, "", 200))
-	if len(all) != 21 {
-		t.Fatalf("%d events, want 21 (3 shows a day for 7 days)", len(all))
+	if len(all) != 35 {
+		t.Fatalf("%d events, want 35 (5 shows a day, one per station but two on station 1, for 7 days)", len(all))
 	}
 	if !slices.IsSortedFunc(all, func(a, b eventJSON) int { return cmpInt64(a.StartTS, b.StartTS) }) {
 		t.Error("events are not ordered by start")
@@ -80,12 +80,12 @@ func TestGridCreate(t *testing.T) {
 	}
 	ev := decode[eventJSON](t, b)
 	start := time.Date(2026, 1, 15, 12, 30, 0, 0, time.UTC).Unix()
-	if ev.ID != 22 || ev.StartTime != "12:30:00" || ev.FinishDate != "2026-01-15" || ev.StartTS != start ||
+	if ev.ID != 36 || ev.StartTime != "12:30:00" || ev.FinishDate != "2026-01-15" || ev.StartTS != start ||
 		ev.EndTS != start+75*60 || ev.Playlist == nil || *ev.Playlist != 2 {
 		t.Errorf("created %+v", ev)
 	}
 	at := fmt.Sprintf("/api/v2/grid/?server=1&start_ts=%d&end_ts=%d", start, start+60)
-	if list := decode[[]eventJSON](t, h.expect("GET", at, nil, "", 200)); len(list) != 1 || list[0].ID != 22 {
+	if list := decode[[]eventJSON](t, h.expect("GET", at, nil, "", 200)); len(list) != 1 || list[0].ID != 36 {
 		t.Errorf("GET after POST: %+v", list)
 	}
 

@@ -47,6 +47,7 @@ type historyRecord struct {
 const (
 	historyMain  = 120
 	historyOther = 24
+	historySmall = 12 // each of stations 3 and 4
 )
 
 // originMarker stands for the panel's scheme://host inside pre-encoded history entries. Cover
@@ -90,7 +91,7 @@ func catalogue() []track {
 func seedHistory(now time.Time) (historyIndex, error) {
 	var recs []historyRecord
 	tracks := catalogue()
-	for _, srv := range []struct{ id, n int }{{serverMain, historyMain}, {serverOther, historyOther}} {
+	for _, srv := range []struct{ id, n int }{{serverMain, historyMain}, {serverOther, historyOther}, {serverCity, historySmall}, {serverCoast, historySmall}} {
 		cursor := now.Add(-time.Minute).UnixMilli()
 		for i := range srv.n {
 			rec := seededRecord(tracks, srv.id, i)

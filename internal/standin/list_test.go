@@ -86,7 +86,7 @@ func TestHistoryShape(t *testing.T) {
 	if env := decode[envelope](t, h.expect("GET", "/api/v2/history/?server=2", nil, "", 200)); env.Count != historyOther {
 		t.Errorf("server 2 count %d", env.Count)
 	}
-	if env := decode[envelope](t, h.expect("GET", "/api/v2/history/", nil, "", 200)); env.Count != historyMain+historyOther || len(env.Results) != defaultLimit {
+	if env := decode[envelope](t, h.expect("GET", "/api/v2/history/", nil, "", 200)); env.Count != historyMain+historyOther+2*historySmall || len(env.Results) != defaultLimit {
 		t.Errorf("unfiltered: count %d, %d results", env.Count, len(env.Results))
 	}
 }
@@ -113,7 +113,7 @@ func TestChannelsShape(t *testing.T) {
 	body := `{"server": 2, "port": 8020, "ssl_port": 8463, "mount_point": "/hq", "bitrate": 320, "s_format": "flac"}`
 	b := h.expect("POST", "/api/v2/channels/", withKey(testKey), body, 201)
 	ch := decode[map[string]any](t, b)
-	if ch["id"] != 4.0 || ch["bitrate"] != "320" || ch["server"] != 2.0 || ch["stream_url"] != "http://stream.example.test:8020/hq" {
+	if ch["id"] != 6.0 || ch["bitrate"] != "320" || ch["server"] != 2.0 || ch["stream_url"] != "http://stream.example.test:8020/hq" {
 		t.Errorf("created %s", b)
 	}
 	if keys := objectKeys(t, b); !slices.Equal(keys, channelFields) {
@@ -141,9 +141,9 @@ func TestPaginationLinks(t *testing.T) {
 		limit  int
 	}{
 		{"history server 1 by 7", false, "/api/v2/history/", "server=1&limit=7", historyMain, 7},
-		{"history all by default", true, "/api/v2/history/", "", historyMain + historyOther, defaultLimit},
+		{"history all by default", true, "/api/v2/history/", "", historyMain + historyOther + 2*historySmall, defaultLimit},
 		{"history server 2 by 5 over TLS", true, "/api/v2/history/", "limit=5&server=2", historyOther, 5},
-		{"channels by 1", false, "/api/v2/channels/", "limit=1", 3, 1},
+		{"channels by 1", false, "/api/v2/channels/", "limit=1", 5, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := start(t, Options{}, tc.secure)

@@ -28,6 +28,8 @@ const (
 	plEvening       = 2
 	plMorningDrive  = 3
 	plAllMusicOther = 4
+	plAllMusicCity  = 5
+	plAllMusicCoast = 6
 )
 
 func (st *store) seedPlaylists() error {
@@ -38,6 +40,8 @@ func (st *store) seedPlaylists() error {
 		// Synced from a folder; the negative track order is what the docs' example shows.
 		{ID: plMorningDrive, Name: "Morning drive", Duration: 2_700_000, TracksNum: 12, DirectoryName: "morning-drive", CurrentTrackOrder: -9, Server: serverMain},
 		{ID: plAllMusicOther, Name: "All music", Duration: 5_400_000, TracksNum: 27, IsDefault: true, IsRandom: true, OnAir: true, Server: serverOther},
+		{ID: plAllMusicCity, Name: "All music", Duration: 2_400_000, TracksNum: 11, IsDefault: true, IsRandom: true, OnAir: true, Server: serverCity},
+		{ID: plAllMusicCoast, Name: "All music", Duration: 1_200_000, TracksNum: 6, IsDefault: true, IsRandom: true, OnAir: true, Server: serverCoast},
 	}
 	for _, p := range seed {
 		p.PlaylistFilesPerPage = filesPerPage

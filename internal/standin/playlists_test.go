@@ -28,8 +28,8 @@ func TestPlaylistsList(t *testing.T) {
 	key := withKey(testKey)
 
 	raw := decode[[]json.RawMessage](t, h.expect("GET", "/api/v2/playlists/", key, "", 200))
-	if len(raw) != 4 {
-		t.Fatalf("%d playlists, want 4", len(raw))
+	if len(raw) != 6 {
+		t.Fatalf("%d playlists, want 6", len(raw))
 	}
 	for _, r := range raw {
 		if keys := objectKeys(t, r); !slices.Equal(keys, playlistFields) {
@@ -67,12 +67,12 @@ func TestPlaylistCreateThenGet(t *testing.T) {
 		t.Errorf("fields %v", keys)
 	}
 	p := decode[playlistJSON](t, b)
-	want := playlistJSON{ID: 5, Name: "Late night", IsRandom: true, Server: 1, PerPage: 1000}
+	want := playlistJSON{ID: 7, Name: "Late night", IsRandom: true, Server: 1, PerPage: 1000}
 	if p != want {
 		t.Fatalf("created %+v, want %+v", p, want)
 	}
 	second := decode[playlistJSON](t, h.expect("POST", "/api/v2/playlists/", key, `{"name": "Weekend", "server": 2}`, 201))
-	if second.ID != 6 || second.IsRandom {
+	if second.ID != 8 || second.IsRandom {
 		t.Errorf("second playlist %+v", second)
 	}
 
@@ -80,10 +80,10 @@ func TestPlaylistCreateThenGet(t *testing.T) {
 	if len(list) != 4 || list[3] != want {
 		t.Errorf("list after POST %+v", list)
 	}
-	if got := decode[playlistJSON](t, h.expect("GET", "/api/v2/playlists/5/", key, "", 200)); got != want {
+	if got := decode[playlistJSON](t, h.expect("GET", "/api/v2/playlists/7/", key, "", 200)); got != want {
 		t.Errorf("GET by id %+v", got)
 	}
-	wantDetail(t, h.expect("GET", "/api/v2/playlists/7/", key, "", 404), "Not found.")
+	wantDetail(t, h.expect("GET", "/api/v2/playlists/9/", key, "", 404), "Not found.")
 }
 
 func TestPlaylistValidation(t *testing.T) {
@@ -101,7 +101,7 @@ func TestPlaylistValidation(t *testing.T) {
 		{`{"name": 5, "server": 1}`, map[string][]string{"name": {"Not a valid string."}}},
 		{`{"name": "x", "server": "1"}`, map[string][]string{"server": {"Incorrect type. Expected pk value, received str."}}},
 		{`{"name": "x", "server": 1.5}`, map[string][]string{"server": {"Incorrect type. Expected pk value, received float."}}},
-		{`{"name": "x", "server": 3}`, map[string][]string{"server": {`Invalid pk "3" - object does not exist.`}}},
+		{`{"name": "x", "server": 5}`, map[string][]string{"server": {`Invalid pk "5" - object does not exist.`}}},
 		{`{"name": "x", "server": 1, "is_random": "yes"}`, map[string][]string{"is_random": {"Must be a valid boolean."}}},
 		{`[{"name": "x", "server": 1}]`, map[string][]string{"non_field_errors": {"Invalid data. Expected a dictionary, but got list."}}},
 	} {
@@ -114,7 +114,7 @@ func TestPlaylistValidation(t *testing.T) {
 	}
 	wantDetail(t, h.expect("POST", "/api/v2/playlists/", key, `{"name": `, 400), "JSON parse error - the body is not valid JSON.")
 	// Nothing invalid was stored.
-	if list := decode[[]json.RawMessage](t, h.expect("GET", "/api/v2/playlists/", key, "", 200)); len(list) != 4 {
+	if list := decode[[]json.RawMessage](t, h.expect("GET", "/api/v2/playlists/", key, "", 200)); len(list) != 6 {
 		t.Errorf("%d playlists after invalid POSTs", len(list))
 	}
 }

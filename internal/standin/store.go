@@ -5,14 +5,21 @@ import (
 	"time"
 )
 
-// The radio servers the panel hosts. The set is fixed: the API has no documented way to add one,
-// and a POST naming another server is a validation error, as a dangling foreign key is in DRF.
+// The radio servers ("stations") the panel hosts. The set is fixed: the API has no documented way
+// to add one, and a POST naming another server is a validation error, as a dangling foreign key
+// is in DRF. Stations 3 and 4 are small ones, there so that tests and the demo can scope a caller
+// to one station and show that it cannot touch its neighbour.
 const (
 	serverMain  = 1
 	serverOther = 2
+	serverCity  = 3
+	serverCoast = 4
 )
 
-func serverExists(id int) bool { return id == serverMain || id == serverOther }
+// Servers are the IDs of the radio servers the stand-in hosts.
+var Servers = []int{serverMain, serverOther, serverCity, serverCoast}
+
+func serverExists(id int) bool { return id >= serverMain && id <= serverCoast }
 
 // entry is one stored object, kept already encoded: objects never change after creation (the
 // API modelled here has no PUT, PATCH or DELETE), so a list answer is a concatenation.

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync/atomic"
 )
@@ -16,12 +17,32 @@ type Options struct {
 	// Default is the rule set of callers not listed in Callers; empty means
 	// such callers may call every route.
 	Default string
+	// Stations scopes rule sets to radio servers ("stations"): set name →
+	// the station IDs its callers may touch. A set not named here is not
+	// scoped. The proxy enforces the scope (proxy/station.go).
+	Stations map[string][]int
 }
 
 // Set is a named allow-list.
 type Set struct {
 	Name  string
 	Rules []Rule
+	// Stations are the station IDs the set's callers may touch, sorted;
+	// nil when the set is not scoped to stations.
+	Stations []int
+}
+
+// Scoped reports whether the set limits its callers to some stations.
+func (s *Set) Scoped() bool { return s != nil && s.Stations != nil }
+
+// AllowsStation reports whether id is one of the set's stations. An
+// unscoped set allows every station.
+func (s *Set) AllowsStation(id int) bool {
+	if !s.Scoped() {
+		return true
+	}
+	_, found := slices.BinarySearch(s.Stations, id)
+	return found
 }
 
 // Policy is an immutable, validated route policy. The zero value and a nil
@@ -54,6 +75,19 @@ func New(opts Options) (*Policy, error) {
 			set.Rules = append(set.Rules, r)
 		}
 		p.sets[name] = set
+	}
+	for _, name := range sortedKeys(opts.Stations) {
+		set, ok := p.sets[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("policy: stations are given for rule set %q, which is not defined", name))
+			continue
+		}
+		ids, err := stationList(opts.Stations[name])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("policy: rule set %q: %w", name, err))
+			continue
+		}
+		set.Stations = ids
 	}
 	for _, caller := range sortedKeys(opts.Callers) {
 		name := opts.Callers[caller]
@@ -98,6 +132,9 @@ type Decision struct {
 	// Rule is the first rule that allowed the request; nil when refused or
 	// when the caller has no rule set. Rule.String() is the rule as written.
 	Rule *Rule
+	// Scope is the caller's rule set, for its stations (Set.Scoped); nil
+	// when the caller has none.
+	Scope *Set
 }
 
 // Allow decides whether caller may send method to path, a path that Normalize
@@ -109,10 +146,10 @@ func (p *Policy) Allow(caller, method, path string) Decision {
 	}
 	for i := range set.Rules {
 		if set.Rules[i].Matches(method, path) {
-			return Decision{Allowed: true, Set: set.Name, Rule: &set.Rules[i]}
+			return Decision{Allowed: true, Set: set.Name, Rule: &set.Rules[i], Scope: set}
 		}
 	}
-	return Decision{Set: set.Name}
+	return Decision{Set: set.Name, Scope: set}
 }
 
 // Explain answers "which rule allows METHOD PATH for this caller" for a path
@@ -149,6 +186,28 @@ func (h *Holder) Current() *Policy { return h.p.Load() }
 
 // Store puts p in force.
 func (h *Holder) Store(p *Policy) { h.p.Store(p) }
+
+// MaxStationID bounds a station ID: the broadcaster's IDs are small
+// positive integers, and a bound keeps every ID an int on every platform.
+const MaxStationID = 1<<31 - 1
+
+// stationList validates a set's station IDs and returns them sorted.
+func stationList(ids []int) ([]int, error) {
+	if len(ids) == 0 {
+		return nil, errors.New("the station list is empty, which would allow no station; list station IDs, or remove the entry to leave the set unscoped")
+	}
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	for i, id := range out {
+		if id < 1 || id > MaxStationID {
+			return nil, fmt.Errorf("station %d: station IDs are positive integers", id)
+		}
+		if i > 0 && out[i-1] == id {
+			return nil, fmt.Errorf("station %d is listed twice", id)
+		}
+	}
+	return out, nil
+}
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

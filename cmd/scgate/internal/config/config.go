@@ -136,7 +136,8 @@ func (c *Config) applyDefaults() {
 func (c *Config) resolvePaths(dir string) {
 	for _, p := range []*string{&c.Server.CertFile, &c.Server.KeyFile, &c.Server.ClientCAFile,
 		&c.Upstream.CAFile, &c.Vault.File, &c.Vault.AgeIdentityFile, &c.Server.ACME.Storage, &c.Server.ACME.CARootsFile,
-		&c.Identity.JWT.JWKSFile, &c.Identity.JWT.CAFile, &c.Identity.JWT.TokenFile, &c.Limits.Redis.PasswordFile} {
+		&c.Identity.JWT.JWKSFile, &c.Identity.JWT.CAFile, &c.Identity.JWT.TokenFile, &c.Limits.Redis.PasswordFile,
+		&c.Admin.PasswordFile, &c.Admin.CertFile, &c.Admin.KeyFile, &c.Admin.ClientCAFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}

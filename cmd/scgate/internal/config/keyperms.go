@@ -29,6 +29,12 @@ func (c *Config) keyFiles() []keyFile {
 	if c.Server.KeyFile != "" {
 		files = append(files, keyFile{"server.key_file", c.Server.KeyFile, true})
 	}
+	if p := c.Admin.PasswordFile; p != "" {
+		files = append(files, keyFile{"admin.password_file", p, true})
+	}
+	if p := c.Admin.KeyFile; p != "" {
+		files = append(files, keyFile{"admin.key_file", p, true})
+	}
 	if p := c.Limits.Redis.PasswordFile; p != "" {
 		files = append(files, keyFile{"limits.redis.password_file", p, true})
 	}

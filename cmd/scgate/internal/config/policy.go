@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/scgate/scgate/internal/tomlpos"
 	"github.com/scgate/scgate/proxy/policy"
@@ -10,11 +12,13 @@ import (
 
 // Policy is [policy]: named allow-lists of "METHOD PATTERN" rules and which
 // callers they bind. A caller with no rule set (and no default) may call
-// every route. Applied live on SIGHUP.
+// every route. [policy.stations] scopes rule sets to stations (radio
+// servers): set name → station IDs. Applied live on SIGHUP.
 type Policy struct {
-	Default string              `toml:"default"`
-	Sets    map[string][]string `toml:"sets"`
-	Callers map[string]string   `toml:"callers"`
+	Default  string              `toml:"default"`
+	Sets     map[string][]string `toml:"sets"`
+	Callers  map[string]string   `toml:"callers"`
+	Stations map[string][]int    `toml:"stations"`
 }
 
 // validate checks every rule and reference, each problem at its line.
@@ -40,6 +44,20 @@ func (pol Policy) validate(p *problems) {
 				fmt.Sprintf("rule set %q is not defined under [policy.sets]", pol.Callers[caller]))
 		}
 	}
+	for _, name := range SortedNames(pol.Stations) {
+		if _, ok := pol.Sets[name]; !ok {
+			at(c.Line("policy", "stations", name), "policy.stations."+name,
+				fmt.Sprintf("rule set %q is not defined under [policy.sets]; a station list scopes a rule set of the same name", name))
+			continue
+		}
+		if _, err := policy.New(policy.Options{Sets: map[string][]string{name: {"GET /"}}, Stations: map[string][]int{name: pol.Stations[name]}}); err != nil {
+			msg := err.Error()
+			if _, after, ok := strings.Cut(msg, ": rule set "+strconv.Quote(name)+": "); ok {
+				msg = after
+			}
+			at(c.Line("policy", "stations", name), "policy.stations."+name, msg)
+		}
+	}
 	if pol.Default != "" {
 		if _, ok := pol.Sets[pol.Default]; !ok {
 			at(c.Line("policy", "default"), "policy.default",
@@ -50,7 +68,7 @@ func (pol Policy) validate(p *problems) {
 
 // Options is [policy] as policy.New takes it.
 func (pol Policy) Options() policy.Options {
-	return policy.Options{Sets: pol.Sets, Callers: pol.Callers, Default: pol.Default}
+	return policy.Options{Sets: pol.Sets, Callers: pol.Callers, Default: pol.Default, Stations: pol.Stations}
 }
 
 // SortedNames returns m's keys in order, for output that does not change

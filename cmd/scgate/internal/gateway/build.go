@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/scgate/scgate/cmd/scgate/internal/config"
+	"github.com/scgate/scgate/internal/adminauth"
+	"github.com/scgate/scgate/internal/statuspage"
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/metrics"
 	"github.com/scgate/scgate/proxy"
@@ -64,6 +67,18 @@ type Gateway struct {
 	acme      *tlsconf.ACME                 // tls = "acme", not in a dry run
 	certReady atomic.Bool                   // acme: every domain has a certificate
 
+	// The admin listener's guard and TLS (admin.cert_file), and the status
+	// page's state: start time, vault loads, certificate expiries.
+	adminGuard *adminauth.Guard
+	adminTLS   *tls.Config
+	adminCerts *tlsconf.Files
+	adminCAs   *tlsconf.ClientCAs
+	started    time.Time
+	reloads    *statuspage.ReloadLog
+	prevVault  *keyvault.Vault // the vault before a reload; only the watcher's OnReload touches it
+	certMu     sync.Mutex
+	certExp    map[string]time.Time // certificate name → expiry
+
 	server, admin, challenge *proxy.Server // nil in a dry run; challenge: ACME HTTP-01 only
 	ready, draining          atomic.Bool
 
@@ -92,7 +107,8 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 	}
 	// g is not the named result: "return nil, err" must not hide it from the
 	// cleanup deferred below.
-	g := &Gateway{cfg: cfg, opts: opts, log: opts.Logger, metrics: metrics.New()}
+	g := &Gateway{cfg: cfg, opts: opts, log: opts.Logger, metrics: metrics.New(),
+		started: opts.Now(), reloads: &statuspage.ReloadLog{}}
 	g.metrics.SetBuildInfo(opts.Version, opts.Revision, runtime.Version())
 	g.live.limits, g.live.policy = cfg.Limits.RateLimits(), cfg.Policy
 	defer func() {
@@ -133,6 +149,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 	resolver, ierr := g.buildIdentity(context.Background())
 	add(ierr)
 	add(g.buildTLS())
+	add(g.buildAdmin())
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -238,6 +255,8 @@ func (g *Gateway) buildVault() error {
 	g.metrics.VaultReload(true)
 	g.metrics.SetKeySource(g.keyStates)
 	prepareMetrics(g.metrics, g.watcher.Current())
+	g.prevVault = g.watcher.Current()
+	g.recordLoad(nil, g.prevVault, nil)
 	return nil
 }
 
@@ -291,8 +310,12 @@ func (g *Gateway) listen() error {
 		return g.cfg.Wrap(err, "server", "listen")
 	}
 	ao := g.cfg.Admin.ServerOptions()
-	ao.Logger = g.log
-	if g.admin, err = proxy.Listen(g.metrics.AdminHandler(g.Ready), ao); err != nil {
+	ao.Logger, ao.TLSConfig = g.log, g.adminTLS
+	admin, err := g.adminHandler()
+	if err != nil {
+		return err
+	}
+	if g.admin, err = proxy.Listen(admin, ao); err != nil {
 		return g.cfg.Wrap(err, "admin", "listen")
 	}
 	return g.listenACMEChallenge()
@@ -373,9 +396,11 @@ func (g *Gateway) Ready() error {
 // vaultReloaded records a reload attempt that read the file.
 func (g *Gateway) vaultReloaded(v *keyvault.Vault, _ []keyvault.Warning, err error) {
 	g.metrics.VaultReload(err == nil)
+	g.recordLoad(g.prevVault, v, err)
 	if err != nil {
 		return
 	}
+	g.prevVault = v
 	prepareMetrics(g.metrics, v)
 	g.limiter.Forget(func(caller string) bool { _, ok := v.KeyOf(caller); return ok },
 		func(key string) bool { return v.Key(key) != nil })

@@ -47,6 +47,12 @@ func (g *Gateway) Run(ctx context.Context, hup <-chan os.Signal) error {
 	if cas := g.clientCAs.Load(); cas != nil {
 		watch("client-ca", cas.Run)
 	}
+	if g.adminCerts != nil {
+		watch("admin-certificate", g.adminCerts.Run)
+	}
+	if g.adminCAs != nil {
+		watch("admin-client-ca", g.adminCAs.Run)
+	}
 	wg.Go(func() {
 		for {
 			select {
@@ -101,6 +107,11 @@ func (g *Gateway) reload() {
 	if g.certs != nil {
 		if err := g.certs.Reload(); err != nil {
 			g.log.Error("certificate reload failed; the previous certificate keeps serving", zap.Error(err))
+		}
+	}
+	if g.adminCerts != nil {
+		if err := g.adminCerts.Reload(); err != nil {
+			g.log.Error("admin certificate reload failed; the previous certificate keeps serving", zap.Error(err))
 		}
 	}
 	if cas := g.clientCAs.Load(); cas != nil {

@@ -28,7 +28,7 @@ func (g *Gateway) buildTLS() error {
 			CertFile: s.CertFile, KeyFile: s.KeyFile, Logger: g.log.Named("tls"),
 			OnReload: func(leaf *x509.Certificate, err error) {
 				if err == nil && leaf != nil {
-					g.metrics.CertExpiry("server", leaf.NotAfter)
+					g.certExpiry("server", leaf.NotAfter)
 				}
 			},
 		})
@@ -36,7 +36,7 @@ func (g *Gateway) buildTLS() error {
 			return cfg.Wrap(err, "server", "cert_file")
 		}
 		g.certs = files
-		g.metrics.CertExpiry("server", files.Leaf().NotAfter)
+		g.certExpiry("server", files.Leaf().NotAfter)
 		getCert = files.GetCertificate
 	case "self-signed":
 		cert, fingerprint, err := tlsconf.SelfSigned(s.SelfSignedHosts, g.opts.Now())
@@ -48,7 +48,7 @@ func (g *Gateway) buildTLS() error {
 				zap.String("sha256_fingerprint", fingerprint))
 		}
 		if cert.Leaf != nil {
-			g.metrics.CertExpiry("server", cert.Leaf.NotAfter)
+			g.certExpiry("server", cert.Leaf.NotAfter)
 		}
 		getCert = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }
 	case "acme":
@@ -68,7 +68,7 @@ func (g *Gateway) buildTLS() error {
 			if name != "client_ca" {
 				name = "trust_bundle:" + name
 			}
-			g.metrics.CertExpiry(name, earliestExpiry(certs))
+			g.certExpiry(name, earliestExpiry(certs))
 		}
 	})
 	if err != nil {
@@ -107,7 +107,7 @@ func (g *Gateway) buildACME() error {
 	}
 	opts.Logger = g.log.Named("acme")
 	opts.OnCertificate = func(domain string, leaf *x509.Certificate) {
-		g.metrics.CertExpiry(domain, leaf.NotAfter)
+		g.certExpiry(domain, leaf.NotAfter)
 	}
 	a, err := tlsconf.NewACME(opts)
 	if err != nil {
