@@ -84,6 +84,7 @@ type panelEnvOptions struct {
 	upstream map[string]http.Handler // replaces a panel's stand-in
 	rate     float64                 // every panel's rate cap
 	vault    string
+	public   *url.URL // Options.PublicURL
 }
 
 func newPanelEnv(t *testing.T, o panelEnvOptions) *panelEnv {
@@ -123,6 +124,7 @@ func newPanelEnv(t *testing.T, o panelEnvOptions) *panelEnv {
 	}
 	h, err := proxy.New(proxy.Options{
 		Panels: panels, PanelRouting: o.routing, Identity: headerIdentity{}, Vault: fixedVault{v}, Metrics: e.metrics,
+		PublicURL: o.public,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -432,5 +434,17 @@ func TestExplainChoosesThePanelAsServeHTTP(t *testing.T) {
 		if d.Panel != tc.panel || d.Code != tc.code {
 			t.Errorf("%s %s: panel %q code %q; want %q %q", tc.caller, tc.target, d.Panel, d.Code, tc.panel, tc.code)
 		}
+	}
+}
+
+// TestPanelByHostLinksKeepTheHost: in host mode the Host names the panel,
+// so rewritten pagination links keep it even with a public URL (whose
+// scheme they take).
+func TestPanelByHostLinksKeepTheHost(t *testing.T) {
+	public, _ := url.Parse("https://gateway.example")
+	e := newPanelEnv(t, panelEnvOptions{routing: proxy.PanelRouting{ByHost: true, HostSuffix: "gw.test"}, public: public})
+	resp, body := e.send("b", "south.gw.test", "/api/v2/history/?limit=1&server=1")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"next":"https://south.gw.test/api/v2/history/`) {
+		t.Errorf("%d %s; want the next link on https://south.gw.test", resp.StatusCode, body)
 	}
 }

@@ -118,7 +118,12 @@ func relativeToUpstream(loc string, st *state) (string, bool) {
 // origin is where a caller should send its next request: the configured public
 // URL, else the scheme and host the caller used.
 func (h *Handler) origin(st *state) string {
-	if h.publicURL != nil {
+	switch {
+	case h.publicURL != nil && h.routing.ByHost:
+		// The Host names the panel: keep it, so that the link comes
+		// back to the same panel.
+		return h.publicURL.Scheme + "://" + st.host
+	case h.publicURL != nil:
 		return h.publicURL.Scheme + "://" + h.publicURL.Host
 	}
 	scheme := "http"
