@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -89,3 +91,44 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 var _ http.Handler = (*upstream)(nil)
+
+// With -profile the bare proxy writes a CPU profile that the accounting
+// reads once it stops, and its -admin page serves the heap the memory
+// samples read.
+func TestBareProfileAndHeapPage(t *testing.T) {
+	up := httptest.NewServer(newUpstream(benchKey))
+	defer up.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	addr, admin := freeAddr(t), freeAddr(t)
+	path := filepath.Join(t.TempDir(), "sidecar-bare.pprof")
+	done := make(chan error, 1)
+	bctx, stopBare := context.WithCancel(ctx)
+	go func() {
+		done <- runBare(bctx, []string{"-listen", addr, "-admin", admin, "-cpuprofile", path, "-upstream", up.URL, "-key", benchKey})
+	}()
+	stopped := false
+	defer func() {
+		if !stopped {
+			stopBare()
+			<-done
+		}
+	}()
+	waitFor(t, func() bool { return dialOnce(ctx, admin) == nil })
+	s := sampler{pgid: os.Getpid(), metrics: "http://" + admin + "/metrics", hc: &http.Client{Timeout: 5 * time.Second}}
+	if _, _, heap := s.read(ctx); heap <= 0 {
+		t.Fatalf("heap %d from the bare proxy's page", heap)
+	}
+	stopBare()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	stopped = true
+	a, err := account(path)
+	if err != nil {
+		t.Fatalf("the profile written at shutdown: %v", err)
+	}
+	if a.Shares == nil {
+		t.Fatal("no accounting")
+	}
+}

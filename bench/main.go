@@ -6,6 +6,7 @@
 //
 //	go run ./bench                      # every scenario, about 20 minutes
 //	go run ./bench -scenarios sidecar   # one scenario
+//	go run ./bench -scenarios poll      # 200 pollers of now playing, 1 s caches
 //	go run ./bench -help                # the commands that write docs/performance.md
 //
 // Its subcommands `upstream` and `bare` are the stand-in broadcaster and the
@@ -69,7 +70,7 @@ func parseRunFlags(args []string, stderr io.Writer) (config, error) {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
 	}
-	scen := fs.String("scenarios", "sidecar,gateway,scale", "scenarios to run: sidecar, gateway, scale")
+	scen := fs.String("scenarios", "sidecar,gateway,scale", "scenarios to run: sidecar, gateway, scale, poll")
 	targets := fs.String("targets", "", "only these targets (direct is always kept), e.g. nginx,scgate-full")
 	conns := fs.String("conns", "32,256", "wrk connections, one measured closed-loop run each ('' for none)")
 	rates := fs.String("rates", "500,2000,5000", "open-loop request rates (req/s), one measured run each after the closed loop ('' for none)")
@@ -92,6 +93,8 @@ func parseRunFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.Profile, "profile", false, "write a CPU profile of bare and every scgate target into the results folder, and account their CPU by area in the report")
 	fs.StringVar(&c.Readme, "readme", "", "update the results between the bench markers of this file (docs/performance.md)")
 	fs.StringVar(&c.Chart, "chart", "", "also write the chart (SVG) here")
+	fs.IntVar(&c.Pollers, "pollers", 200, "poll scenario: pollers asking for now playing")
+	fs.DurationVar(&c.PollInterval, "poll-interval", 100*time.Millisecond, "poll scenario: each poller's interval")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -22,7 +22,7 @@ type memSample struct {
 }
 
 // memTrack is a target's memory over one scenario: at rest after the checks,
-// then sampled through every load run.
+// then sampled through every measured run (not the warm-ups).
 type memTrack struct {
 	Scenario string      `json:"scenario"`
 	Target   string      `json:"target"`
@@ -139,7 +139,7 @@ func memoryMarkdown(b *strings.Builder, scenario string, tracks []memTrack, resu
 	if len(ts) == 0 {
 		return
 	}
-	b.WriteString("\nMemory (process group RSS, and its anonymous part: RSS less the program's file pages; Go heap in use from the target's /metrics, for bare and scgate; sampled every 0.5 s under load, see the memory chart):\n\n")
+	b.WriteString("\nMemory (process group RSS, and its anonymous part: RSS less the program's file pages; Go heap in use from the target's /metrics, for bare and scgate; sampled every 0.5 s through the measured runs, see the memory chart):\n\n")
 	b.WriteString("| target | idle RSS MB | idle anon MB | idle heap MB | peak RSS MB | peak anon MB | peak heap MB | RSS after the last closed-loop run MB |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, t := range ts {

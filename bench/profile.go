@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -56,6 +57,13 @@ var passOn = []string{
 	"net/http.Header.", "net/http.(*Header)", "net/http.CanonicalHeaderKey", "net/http.cloneURL",
 	"net/http.(*Request).Context", "net/http.(*Request).Clone", "net/textproto.", "net/url.", "mime.", "crypto/tls.",
 	"crypto/", "vendor/golang.org/x/", "golang.org/x/crypto/"}
+
+// tlsHandshake are the TLS handshakes, of callers' connections and of
+// connections to the upstream.
+var tlsHandshake = []string{"crypto/tls.(*Conn).handshakeContext", "crypto/tls.(*Conn).serverHandshake", "crypto/tls.(*Conn).clientHandshake",
+	"crypto/tls.(*serverHandshakeState", "crypto/tls.(*clientHandshakeState"}
+
+const areaTLSHandshake = "TLS handshakes"
 
 // Runtime areas for samples no rule above names.
 const (
@@ -116,6 +124,12 @@ func areaOf(stack []*profile.Location) string {
 			}
 			fn := line.Function.Name
 			root = fn
+			if hasAnyPrefix(fn, tlsHandshake) {
+				// Before passOn, which skips the rest of crypto/tls: who
+				// completes a handshake (net/http, or scgate's framing
+				// listener) does not change its cost.
+				return areaTLSHandshake
+			}
 			if hasAnyPrefix(fn, passOn) {
 				continue
 			}
@@ -149,7 +163,7 @@ func areaNames() []string {
 	for _, a := range areas {
 		out = append(out, a.Name)
 	}
-	return append(out, areaGC, areaSched)
+	return append(out, areaTLSHandshake, areaGC, areaSched)
 }
 
 // cpuPerRequest is the mean CPU per request of a target over its
@@ -276,6 +290,25 @@ func (b *bench) accountProfiles() []profileAccount {
 			a.Scenario, a.Target = s.Name, t
 			out = append(out, a)
 		}
+	}
+	return out
+}
+
+// accountFolder accounts every SCENARIO-TARGET.pprof of a results folder.
+func accountFolder(dir string) []profileAccount {
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.pprof"))
+	var out []profileAccount
+	for _, path := range paths {
+		scen, target, ok := strings.Cut(strings.TrimSuffix(filepath.Base(path), ".pprof"), "-")
+		if !ok {
+			continue
+		}
+		a, err := account(path)
+		if err != nil {
+			continue
+		}
+		a.Scenario, a.Target = scen, target
+		out = append(out, a)
 	}
 	return out
 }

@@ -39,26 +39,29 @@ func testProfile(stacks map[string]int64) *profile.Profile {
 // stacks to the runtime's areas.
 func TestAccountChargesTheNearestNamedFrame(t *testing.T) {
 	p := testProfile(map[string]int64{
-		"runtime.mallocgc;github.com/scgate/scgate/proxy.(*Handler).observe;github.com/scgate/scgate/proxy.(*Handler).ServeHTTP;net/http.(*conn).serve": 2,
-		"net/http.Header.Clone;net/http/httputil.(*ReverseProxy).ServeHTTP;net/http.(*conn).serve":                                                      3,
-		"syscall.Syscall;internal/poll.(*FD).Write;net.(*conn).Write;bufio.(*Writer).Flush;net/http.(*persistConn).writeLoop":                           4,
-		"runtime.scanobject;runtime.gcDrain;runtime.gcBgMarkWorker":                                                                                     1,
-		"runtime.findRunnable;runtime.schedule;runtime.mcall":                                                                                           5,
-		"github.com/prometheus/client_golang/prometheus.(*histogram).Observe;github.com/scgate/scgate/metrics.(*Metrics).Request":                       1,
-		"crypto/tls.(*Conn).Write;net/http.(*persistConn).writeLoop":                                                                                    2,
-		"crypto/tls.(*Conn).Read;net/http.(*connReader).Read;net/http.(*conn).serve":                                                                    2,
-		"syscall.Syscall;net.(*conn).Read;github.com/scgate/scgate/proxy.(*framingConn).Read;net/http.(*connReader).Read;net/http.(*conn).serve":        3,
-		"github.com/scgate/scgate/proxy.(*inspector).feed;github.com/scgate/scgate/proxy.(*framingConn).Read;net/http.(*connReader).Read":               1,
+		"runtime.mallocgc;github.com/scgate/scgate/proxy.(*Handler).observe;github.com/scgate/scgate/proxy.(*Handler).ServeHTTP;net/http.(*conn).serve":                                           2,
+		"net/http.Header.Clone;net/http/httputil.(*ReverseProxy).ServeHTTP;net/http.(*conn).serve":                                                                                                3,
+		"syscall.Syscall;internal/poll.(*FD).Write;net.(*conn).Write;bufio.(*Writer).Flush;net/http.(*persistConn).writeLoop":                                                                     4,
+		"runtime.scanobject;runtime.gcDrain;runtime.gcBgMarkWorker":                                                                                                                               1,
+		"runtime.findRunnable;runtime.schedule;runtime.mcall":                                                                                                                                     5,
+		"github.com/prometheus/client_golang/prometheus.(*histogram).Observe;github.com/scgate/scgate/metrics.(*Metrics).Request":                                                                 1,
+		"crypto/tls.(*Conn).Write;net/http.(*persistConn).writeLoop":                                                                                                                              2,
+		"crypto/tls.(*Conn).Read;net/http.(*connReader).Read;net/http.(*conn).serve":                                                                                                              2,
+		"crypto/internal/fips140/ecdh.X25519;crypto/tls.(*serverHandshakeStateTLS13).handshake;crypto/tls.(*Conn).serverHandshake;github.com/scgate/scgate/proxy.(*framingListener).handshakeTLS": 2,
+		"syscall.Syscall;net.(*conn).Read;github.com/scgate/scgate/proxy.(*framingConn).Read;net/http.(*connReader).Read;net/http.(*conn).serve":                                                  3,
+		"github.com/scgate/scgate/proxy.(*inspector).feed;github.com/scgate/scgate/proxy.(*framingConn).Read;net/http.(*connReader).Read":                                                         1,
 	})
 	a := accountProfile(p)
-	if a.Samples != 24 {
+	if a.Samples != 26 {
 		t.Fatalf("%d samples", a.Samples)
 	}
-	// Of 24: the framing wrapper's read syscalls are the server's; only the
-	// inspection itself is the inspector's.
+	// Of 26: the framing wrapper's read syscalls are the server's; only the
+	// inspection itself is the inspector's; a handshake is a handshake,
+	// whoever completes it.
+	const n = 26.0
 	want := map[string]float64{
-		"access log": 2.0 / 24, "httputil.ReverseProxy": 3.0 / 24, "http.Transport (upstream side)": 6.0 / 24,
-		areaGC: 1.0 / 24, areaSched: 5.0 / 24, "metrics": 1.0 / 24, "net/http server": 5.0 / 24, "framing inspector": 1.0 / 24,
+		"access log": 2 / n, "httputil.ReverseProxy": 3 / n, "http.Transport (upstream side)": 6 / n, areaTLSHandshake: 2 / n,
+		areaGC: 1 / n, areaSched: 5 / n, "metrics": 1 / n, "net/http server": 5 / n, "framing inspector": 1 / n,
 	}
 	for k, v := range want {
 		if got := a.Shares[k]; got < v-1e-9 || got > v+1e-9 {
@@ -88,6 +91,9 @@ func TestProfileFileAndTable(t *testing.T) {
 	bare, err := account(path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if all := accountFolder(filepath.Dir(path)); len(all) != 1 || all[0].Scenario != "sidecar" || all[0].Target != "bare" || all[0].Samples != 2 {
+		t.Errorf("folder accounted as %+v", all)
 	}
 	bare.Scenario, bare.Target = "sidecar", "bare"
 	min := profileAccount{Scenario: "sidecar", Target: "scgate-min", Samples: 10,

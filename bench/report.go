@@ -144,10 +144,16 @@ func markdown(d runData) string {
 		if len(missing) > 0 {
 			fmt.Fprintf(&b, "\nNot run: %s.\n", strings.Join(missing, "; "))
 		}
+		if isPoll(s) {
+			b.WriteString("\n")
+			pollTable(&b, s, results)
+			continue
+		}
 		if !hasClosed(results, s) {
 			openMarkdown(&b, s, d.Open)
 			memoryMarkdown(&b, s, d.Memory, results)
 			profileMarkdown(&b, s, d.Profiles, results)
+			goalsMarkdown(&b, d, s)
 			continue
 		}
 		b.WriteString("\n| target | conns | req/s | × direct | × nginx | p50 | p99 | p99.9 | errors | upstream conns | CPU µs/req | RSS MB | check |\n")
@@ -163,8 +169,41 @@ func markdown(d runData) string {
 		openMarkdown(&b, s, d.Open)
 		memoryMarkdown(&b, s, d.Memory, results)
 		profileMarkdown(&b, s, d.Profiles, results)
+		goalsMarkdown(&b, d, s)
 	}
 	return b.String()
+}
+
+// isPoll reports whether the scenario named s is a paced poll.
+func isPoll(s string) bool {
+	for _, sc := range scenarios {
+		if sc.Name == s {
+			return sc.Poll
+		}
+	}
+	return false
+}
+
+// pollTable writes the poll scenario's table: what matters is the
+// upstream's share of the pollers' requests.
+func pollTable(b *strings.Builder, s string, results []result) {
+	b.WriteString("| target | pollers | req/s | upstream req/s | upstream share | p50 | p99 | errors | CPU µs/req | RSS MB | check |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	for _, r := range results {
+		if r.Scenario != s {
+			continue
+		}
+		share := "–"
+		if r.RPS > 0 {
+			share = fmt.Sprintf("%.2f%%", 100*r.UpstreamRPS/r.RPS)
+		}
+		check := okText(r.OK)
+		if r.Note != "" {
+			check += ": " + r.Note
+		}
+		fmt.Fprintf(b, "| %s | %d | %.0f | %.2f | %s | %s | %s | %d | %.1f | %s | %s |\n",
+			r.Target, r.Conns, r.RPS, r.UpstreamRPS, share, ms(r.P50), ms(r.P99), r.Errors, float64(r.CPUPerReq)/1e3, mb(r), check)
+	}
 }
 
 func hasClosed(results []result, scenario string) bool {
@@ -256,6 +295,7 @@ func spliceBetween(b []byte, begin, end, content string) ([]byte, error) {
 var palette = map[string]string{
 	"direct": "#9e9e9e", "bare": "#8d6e63", "nginx": "#2e7d32", "haproxy": "#1565c0", "caddy": "#00838f",
 	"scgate-min": "#ef6c00", "scgate-full": "#c62828", "scgate-nopgo": "#f48fb1", "scgate-v10": "#ef6c00", "scgate-v10k": "#6a1b9a",
+	"nginx-cache": "#66bb6a", "scgate-cache": "#ff8a65",
 }
 
 // chart draws req/s by concurrency, one panel per scenario, one bar per
@@ -266,6 +306,13 @@ func chart(results []result) string {
 		left, right, top  = 70, 170, 30
 		bottomPad, barGap = 40, 2
 	)
+	var loads []result // the poll scenario's req/s is its pace, not a capacity
+	for _, r := range results {
+		if !isPoll(r.Scenario) {
+			loads = append(loads, r)
+		}
+	}
+	results = loads
 	scens := scenarioNames(results)
 	height := len(scens)*(panelH+top) + 10
 	var b strings.Builder
@@ -381,5 +428,8 @@ func runReport(args []string, stdout io.Writer) error {
 		return fmt.Errorf("%s holds no results", *from)
 	}
 	cfg.Out = filepath.Dir(*from)
+	if accts := accountFolder(cfg.Out); len(accts) > 0 {
+		saved.Profiles = accts // the rules of this build, on the run's profiles
+	}
 	return writeReports(cfg, saved, stdout)
 }

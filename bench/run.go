@@ -19,6 +19,7 @@ type scenario struct {
 	Name    string
 	About   string
 	TLS     bool // TLS in at every proxy, HTTPS to the upstream
+	Poll    bool // a paced load of pollers (poll.go) instead of wrk
 	Targets []string
 }
 
@@ -29,6 +30,8 @@ var scenarios = []scenario{
 		Targets: []string{"direct", "bare", "nginx", "haproxy", "caddy", "scgate-min", "scgate-full"}},
 	{Name: "scale", About: "plain HTTP; scgate with a 10-caller vault and with a 10,000-caller, 1,000-key vault",
 		Targets: []string{"direct", "scgate-v10", "scgate-v10k"}},
+	{Name: "poll", About: "plain HTTP; pollers ask for now playing at a fixed pace; nginx-cache (proxy_cache) and scgate-cache cache it for 1 s", Poll: true,
+		Targets: []string{"direct", "nginx-cache", "scgate-min", "scgate-cache"}},
 }
 
 // config is the command line of `bench run`.
@@ -55,12 +58,19 @@ type config struct {
 	// Extra are more scgate targets: scgate-min's config with settings
 	// added (-variant), run beside scgate-min in sidecar and gateway.
 	Extra []extraVariant
+	// Pollers and PollInterval are the poll scenario's paced load.
+	Pollers      int
+	PollInterval time.Duration
 }
 
 // estimate is how long the load takes, start-up excluded.
 func (c config) estimate() time.Duration {
 	var runs, open int
 	for _, s := range c.selected() {
+		if s.Poll {
+			runs += len(s.Targets)
+			continue
+		}
 		runs += len(s.Targets) * len(c.Conns)
 		open += len(s.Targets) * len(c.Rates)
 	}
@@ -117,7 +127,7 @@ func (c config) validate() error {
 			found = found || known.Name == s
 		}
 		if !found {
-			errs = append(errs, fmt.Errorf("unknown scenario %q (sidecar, gateway, scale)", s))
+			errs = append(errs, fmt.Errorf("unknown scenario %q (sidecar, gateway, scale, poll)", s))
 		}
 	}
 	for _, t := range c.Targets {
@@ -140,6 +150,9 @@ func (c config) validate() error {
 		if n < c.Threads || n > 4096 {
 			errs = append(errs, fmt.Errorf("-conns %d: between -threads and 4096", n))
 		}
+	}
+	if contains(c.Scenarios, "poll") && (c.Pollers < 1 || c.Pollers > 4096 || c.PollInterval < time.Millisecond) {
+		errs = append(errs, errors.New("-pollers between 1 and 4096, -poll-interval at least 1ms"))
 	}
 	if c.Duration < time.Second || c.Warmup < 0 {
 		errs = append(errs, errors.New("-duration must be at least 1s, -warmup not negative"))
@@ -179,6 +192,9 @@ type result struct {
 	RSS       int64         `json:"rss_bytes"`
 	OK        bool          `json:"ok"`
 	Note      string        `json:"note,omitempty"`
+	// UpstreamRPS: the poll scenario's now-playing requests per second
+	// that reached the upstream.
+	UpstreamRPS float64 `json:"upstream_rps,omitempty"`
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -248,7 +264,9 @@ func goBuild(ctx context.Context, out, pgo string) error {
 // checks that each does the job, loads each at every concurrency, and stops
 // them all again.
 func (b *bench) runScenario(ctx context.Context, s scenario, base int) ([]result, error) {
-	defer b.procs.stopAll(5 * time.Second)
+	// Longer than scgate's shutdown_timeout in conf/scgate.toml.tmpl, so
+	// that a profiled target writes its profile before it would be killed.
+	defer b.procs.stopAll(stopGrace)
 	dir := filepath.Join(b.cfg.Out, s.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -309,6 +327,18 @@ func (b *bench) runScenario(ctx context.Context, s scenario, base int) ([]result
 		return nil, err
 	}
 	var out []result
+	if s.Poll {
+		for _, t := range targets {
+			r, err := b.measurePoll(ctx, s, t, upURL)
+			if err != nil {
+				return out, err
+			}
+			b.logf("  %-12s pollers=%-4d %8.0f req/s  upstream %6.2f req/s  p50 %-8v p99 %-8v %s %s",
+				t.Name, r.Conns, r.RPS, r.UpstreamRPS, r.P50, r.P99, okText(r.OK), r.Note)
+			out = append(out, r)
+		}
+		return out, nil
+	}
 	for _, c := range b.cfg.Conns {
 		for _, t := range targets {
 			r, err := b.measure(ctx, s, t, c, script, upURL, up)
@@ -332,6 +362,9 @@ func (b *bench) runScenario(ctx context.Context, s scenario, base int) ([]result
 	}
 	return out, nil
 }
+
+// stopGrace is how long a target has to exit after SIGTERM.
+const stopGrace = 10 * time.Second
 
 // openWarmup is the unrecorded open-loop load before each measured one, at
 // the same rate (new connections, pools filled).

@@ -28,7 +28,7 @@ const benchKey = "Bench001.FAKEfakeFAKEfakeFAKEfakeFAKE"
 
 // kinds are the targets a scenario may list. "scgate-*" are scgate with a
 // config variant (see variants).
-var kinds = []string{"direct", "bare", "nginx", "haproxy", "caddy"}
+var kinds = []string{"direct", "bare", "nginx", "haproxy", "caddy", "nginx-cache"}
 
 // variants of the scgate target: what each turns on.
 var variants = map[string]string{
@@ -37,6 +37,7 @@ var variants = map[string]string{
 	"scgate-v10k":  "as scgate-min, with a vault of 10,000 callers and 1,000 keys",
 	"scgate-v10":   "as scgate-min, with a vault of 10 callers and 10 keys",
 	"scgate-nopgo": "as scgate-full, built with -pgo=off (to measure profile-guided optimisation)",
+	"scgate-cache": "as scgate-min, with now playing (GET /api/v2/history/) cached for 1 s",
 }
 
 // params fill the templates in conf/.
@@ -48,6 +49,7 @@ type params struct {
 	Upstream         string // host:port of the upstream
 	UpScheme         string
 	TLS, UpTLS, Full bool
+	Cache            bool // nginx-cache and scgate-cache: now playing cached for 1 s
 	Key              string
 	Cert, CertKey    string
 	Combined         string
@@ -197,7 +199,8 @@ type bins struct {
 // plan returns how to start target name with p; the folder p.Dir exists.
 func plan(name string, p params, b bins) (launch, error) {
 	switch name {
-	case "nginx":
+	case "nginx", "nginx-cache":
+		p.Cache = name == "nginx-cache"
 		conf, err := render("nginx.conf.tmpl", p)
 		return launch{files: map[string]string{"nginx.conf": conf},
 			argv: []string{"nginx", "-p", p.Dir, "-c", filepath.Join(p.Dir, "nginx.conf"), "-e", filepath.Join(p.Dir, "error.log")}}, err
@@ -228,6 +231,7 @@ func plan(name string, p params, b bins) (launch, error) {
 		extra = p.Extra.Settings
 	}
 	p.Full = name == "scgate-full" || name == "scgate-nopgo"
+	p.Cache = name == "scgate-cache"
 	callers, keys := 1, 1
 	switch name {
 	case "scgate-v10k":

@@ -21,6 +21,7 @@ import (
 // of the shared CPU as possible:
 //
 //	GET  /api/v2/playlists/?server=1  200, about 1 KB of JSON (three playlists)
+//	GET  /api/v2/history/?limit=1&... 200, the track playing now (the poll scenario)
 //	POST /api/v2/playlists/           201 (for the same-job checks)
 //	GET  /__bench/stats               counters, without a key
 //
@@ -65,6 +66,7 @@ type upstreamStats struct {
 	OK      int64 `json:"ok"`      // GET 200
 	Created int64 `json:"created"` // POST 201
 	Denied  int64 `json:"denied"`  // 403: no key, a wrong key, or more than one
+	History int64 `json:"history"` // GET /api/v2/history/ 200
 	Other   int64 `json:"other"`   // anything else
 }
 
@@ -73,7 +75,8 @@ type upstream struct {
 	body                       []byte
 	bodyLen, ctJSON, deniedLen []string
 	conns, ok, created, denied atomic.Int64
-	other                      atomic.Int64
+	other, history             atomic.Int64
+	historyBody                []byte
 	deniedBody                 []byte
 }
 
@@ -82,11 +85,13 @@ func newUpstream(key string) *upstream {
 	u.bodyLen = []string{strconv.Itoa(len(u.body))}
 	u.deniedLen = []string{strconv.Itoa(len(u.deniedBody))}
 	u.ctJSON = []string{"application/json"}
+	u.historyBody = []byte(`{"count":500,"next":"http://upstream.invalid/api/v2/history/?limit=1&offset=1&server=1","previous":null,` +
+		`"results":[{"id":9001,"album":"Night Drive","author":"The Bench Ensemble","title":"Paced Requests","ts":1765100000000,"all_music_id":77,"dj_name":"automation","year":2026}]}`)
 	return u
 }
 
 func (u *upstream) stats() upstreamStats {
-	return upstreamStats{Conns: u.conns.Load(), OK: u.ok.Load(), Created: u.created.Load(), Denied: u.denied.Load(), Other: u.other.Load()}
+	return upstreamStats{Conns: u.conns.Load(), OK: u.ok.Load(), Created: u.created.Load(), Denied: u.denied.Load(), Other: u.other.Load(), History: u.history.Load()}
 }
 
 func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -94,6 +99,17 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/__bench/stats" {
 		h["Content-Type"] = u.ctJSON
 		_ = json.NewEncoder(w).Encode(u.stats())
+		return
+	}
+	if r.URL.Path == "/api/v2/history/" && r.Method == http.MethodGet {
+		if v := r.Header["Sc-Api-Key"]; len(v) != 1 || v[0] != u.key {
+			u.denied.Add(1)
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		u.history.Add(1)
+		h["Content-Type"] = u.ctJSON
+		_, _ = w.Write(u.historyBody)
 		return
 	}
 	if r.URL.Path != "/api/v2/playlists/" {

@@ -142,6 +142,7 @@ func runCheck(t testing.TB, w *workload) {
 		"server.client_ca_file": pki.ca, "upstream.ca_file": pki.ca, "server.acme.ca_roots_file": pki.ca,
 		"identity.jwt.jwks_file": testJWKS(t), "identity.jwt.ca_file": pki.ca,
 		"identity.jwt.token_file": []byte("test-token"), "limits.redis.password_file": []byte("test-password"),
+		"admin.password_file": []byte("test-admin-password"),
 	}
 	var tree map[string]any
 	if err := toml.Unmarshal([]byte(w.cfgText), &tree); err != nil {

@@ -44,7 +44,8 @@ type scgateConfig struct {
 		} `toml:"acme"`
 	} `toml:"server"`
 	Admin struct {
-		Listen string `toml:"listen"`
+		Listen       string `toml:"listen"`
+		PasswordFile string `toml:"password_file"`
 	} `toml:"admin"`
 	Upstream struct {
 		URL    string `toml:"url"`
@@ -342,7 +343,7 @@ func checkMounts(t testing.TB, w *workload) {
 // secretSettings name files that hold secrets: they must come from a Secret.
 var secretSettings = map[string]bool{
 	"vault.file": true, "vault.age_identity_file": true, "server.key_file": true, "server.cert_file": true,
-	"server.client_ca_file": true, "limits.redis.password_file": true,
+	"server.client_ca_file": true, "limits.redis.password_file": true, "admin.password_file": true,
 }
 
 // configFiles lists the files the config names, by setting (its dotted
@@ -356,6 +357,7 @@ func (w *workload) configFiles() map[string]string {
 		"vault.file":                c.Vault.File, "vault.age_identity_file": c.Vault.AgeIdentityFile,
 		"identity.jwt.jwks_file": c.Identity.JWT.JWKSFile, "identity.jwt.ca_file": c.Identity.JWT.CAFile,
 		"identity.jwt.token_file": c.Identity.JWT.TokenFile, "limits.redis.password_file": c.Limits.Redis.PasswordFile,
+		"admin.password_file": c.Admin.PasswordFile,
 	}
 }
 

@@ -47,10 +47,11 @@ type Metrics struct {
 	ConnectionsRefused *prometheus.CounterVec
 	// TLSHandshakeErrors counts failed TLS handshakes by a bounded reason.
 	TLSHandshakeErrors *prometheus.CounterVec
-	series             *seriesCache
-	keySource          atomic.Pointer[func() []KeyState]
-	keyExpiryDesc      *prometheus.Desc
-	keyActiveDesc      *prometheus.Desc
+	cacheCollectors
+	series        *seriesCache
+	keySource     atomic.Pointer[func() []KeyState]
+	keyExpiryDesc *prometheus.Desc
+	keyActiveDesc *prometheus.Desc
 }
 
 // New creates the collectors and registers them on a fresh registry.
@@ -129,6 +130,7 @@ func New() *Metrics {
 			"Unix time at which a key version expires (versions with an expiry only).", []string{"key", "prefix"}, nil),
 		keyActiveDesc: prometheus.NewDesc("scgate_key_active",
 			"1 for the key version currently attached to requests, 0 for the other versions.", []string{"key", "prefix"}, nil),
+		cacheCollectors: newCacheCollectors(),
 	}
 	// Initialise the result labels so a dashboard sees 0 rather than nothing.
 	m.VaultReloads.WithLabelValues(ResultSuccess)
@@ -147,6 +149,7 @@ func New() *Metrics {
 		m.StationChecks,
 		keyCollector{m},
 	)
+	m.Registry.MustRegister(m.cacheCollectors.collectors()...)
 	return m
 }
 

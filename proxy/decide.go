@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/scgate/scgate/keyvault"
+	"github.com/scgate/scgate/proxy/cache"
 	"github.com/scgate/scgate/proxy/policy"
 )
 
@@ -33,6 +34,9 @@ type Decision struct {
 	Status int
 	// Message is what the caller would be told.
 	Message string
+	// Cache is the response cache's rule for a forwarded request, nil when
+	// its answer would not be cached.
+	Cache *cache.Rule
 	// Station is the station stage's decision.
 	Station StationDecision
 }
@@ -157,6 +161,10 @@ func (h *Handler) ExplainRequest(ctx context.Context, x ExplainInput) Decision {
 	if e != nil {
 		d.Code, d.Status, d.Message = e.code, e.status, e.msg
 		d.Version = nil
+	} else if h.cache != nil {
+		if rule, ok := h.cache.RuleFor(method, st.path); ok {
+			d.Cache = &rule
+		}
 	}
 	return d
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/metrics"
 	"github.com/scgate/scgate/proxy"
+	"github.com/scgate/scgate/proxy/cache"
 	"github.com/scgate/scgate/proxy/identity"
 	"github.com/scgate/scgate/proxy/ratelimit"
 )
@@ -111,11 +112,19 @@ type envOptions struct {
 	hosts         []string
 	loopbackHosts bool
 	allowBrowsers bool
+	// cache and panel are Options.Cache and Options.Panel.
+	cache *cache.Cache
+	panel string
+	// metrics replaces the env's own (to share it with a cache).
+	metrics *metrics.Metrics
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, metrics: metrics.New()}
+	e := &env{t: t, metrics: o.metrics}
+	if e.metrics == nil {
+		e.metrics = metrics.New()
+	}
 	if o.upstream == nil {
 		si, err := standin.New(standin.Options{Keys: []string{keyAdmin, keyReader}})
 		if err != nil {
@@ -135,6 +144,13 @@ func newEnv(t testing.TB, o envOptions) *env {
 		e.upstream = httptest.NewServer(o.upstream)
 	}
 	t.Cleanup(e.upstream.Close)
+	if o.vault == nil && o.panel != "" {
+		v, _, err := keyvault.Parse("test-vault.toml", []byte(testVault), keyvault.LoadOptions{Panels: []string{o.panel}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.vault = fixedVault{v}
+	}
 	if o.vault == nil {
 		o.vault = fixedVault{parseVault(t, testVault)}
 	}
@@ -148,13 +164,19 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.rt != nil {
 		rt = o.rt
 	}
-	h, err := proxy.New(proxy.Options{
+	opts := proxy.Options{
 		Upstream: u, Transport: rt, Identity: o.identity, Vault: o.vault,
 		Limiter: o.limiter, Policy: o.policy, Metrics: e.metrics, MaxBodyBytes: o.maxBody, Logger: o.logger,
 		Rejections: o.rejections, ReplayBodyBytes: o.replayBody, RejectionCheck: o.check, BufferBudget: o.bufferBudget,
 		TrustedProxies: o.proxies, ProxyHeaders: o.proxyHeaders, StripBearer: o.stripBearer,
 		Hosts: o.hosts, LoopbackHosts: o.loopbackHosts, AllowBrowsers: o.allowBrowsers,
-	})
+		Cache: o.cache,
+	}
+	if o.panel != "" {
+		opts.Upstream, opts.Transport = nil, nil
+		opts.Panels = []proxy.Panel{{Name: o.panel, Upstream: u, Transport: rt}}
+	}
+	h, err := proxy.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/metrics"
+	"github.com/scgate/scgate/proxy/cache"
 	"github.com/scgate/scgate/proxy/identity"
 	"github.com/scgate/scgate/proxy/policy"
 	"github.com/scgate/scgate/proxy/ratelimit"
@@ -114,6 +115,10 @@ type Options struct {
 	// so the token never reaches the broadcaster. Other schemes, such as the
 	// broadcaster's own "Authorization: JWT ...", pass through.
 	StripBearer bool
+	// Cache answers the routes its rules mark cacheable from stored
+	// answers, after every other stage has admitted the request; nil
+	// caches nothing. Its owner closes it.
+	Cache *cache.Cache
 }
 
 // Handler is the gateway's http.Handler.
@@ -137,6 +142,7 @@ type Handler struct {
 	strip      stripper
 	hosts      hostCheck
 	rp         *httputil.ReverseProxy
+	cache      *cache.Cache // nil: nothing cached
 }
 
 // New validates opts and returns the gateway handler.
@@ -161,6 +167,7 @@ func New(opts Options) (*Handler, error) {
 		rejections: opts.Rejections,
 		replayBody: opts.ReplayBodyBytes,
 		strip:      newStripper(opts.TrustedProxies, opts.ProxyHeaders, opts.StripBearer),
+		cache:      opts.Cache,
 	}
 	hosts, err := newHostCheck(opts.Hosts, opts.LoopbackHosts, opts.AllowBrowsers)
 	if err != nil {
@@ -200,9 +207,15 @@ func New(opts Options) (*Handler, error) {
 	if err := h.newPanels(opts); err != nil {
 		return nil, err
 	}
+	// Each panel's failover (panels.go) holds its connection-error retry;
+	// the cache sits outside both, so one shared fetch is one request.
+	var forward http.RoundTripper = panelTransport{}
+	if opts.Cache != nil {
+		forward = cacheStage{c: opts.Cache, next: forward, h: h}
+	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
-		Transport:      panelTransport{}, // each panel's failover (panels.go)
+		Transport:      forward,
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
 		BufferPool:     newBufferPool(),
@@ -256,6 +269,7 @@ type state struct {
 	bufferFallback string          // useRewrite or useReplay when the buffer budget was spent
 	station        StationDecision // the station stage's decision (station.go)
 	explainIn      *stationInput   // Explain's query and body, for the station stage
+	cache          string          // what the response cache did (cache.Outcome), "" when not cacheable
 
 	// Held here so that a request allocates them with its state, not one by one.
 	rec       recorder

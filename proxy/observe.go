@@ -94,6 +94,9 @@ func (h *Handler) observe(r *http.Request, st *state) {
 		if st.bufferFallback != "" {
 			fields = append(fields, zap.String("buffer_fallback", st.bufferFallback))
 		}
+		if st.cache != "" {
+			fields = append(fields, zap.String("cache", st.cache))
+		}
 		if st.code != "" {
 			fields = append(fields, zap.String("error", st.code))
 			if st.err != nil {

@@ -84,6 +84,7 @@ type panel struct {
 	name         string
 	upstream     *url.URL
 	upstreamHost string // host:port with the default port made explicit
+	cacheID      string // the panel in response cache keys: name and origin
 	confirm      *confirmer
 	forward      http.RoundTripper // the failover over the panel's transport
 	limit        *rate.Limiter     // nil: no cap
@@ -128,6 +129,7 @@ func (h *Handler) newPanels(opts Options) error {
 		}
 		base := retryTransport{transport}
 		pn := &panel{name: p.Name, upstream: p.Upstream, upstreamHost: hostPort(p.Upstream)}
+		pn.cacheID = p.Name + " " + p.Upstream.Scheme + "://" + pn.upstreamHost
 		var err error
 		if pn.confirm, err = newConfirmer(opts.RejectionCheck, p.Upstream, base, h.log.Named("rejection").With(zapPanel(p.Name))); err != nil {
 			return err

@@ -15,7 +15,9 @@ import (
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	st := resp.Request.Context().Value(stateKey{}).(*state)
 	st.upstreamStatus = resp.StatusCode
-	h.metrics.UpstreamAnswered(st.panel.name, st.route, time.Since(st.start))
+	if st.cache != "hit" && st.cache != "stale" {
+		h.metrics.UpstreamAnswered(st.panel.name, st.route, time.Since(st.start))
+	}
 	// Only scgate may say that an answer is scgate's own (in any spelling
 	// a client could read as Scgate-*), in the headers or the trailers
 	// (dropScgateTrailers removes those not announced).

@@ -47,6 +47,15 @@ type explanation struct {
 	Rule    string `json:"rule,omitempty"`
 
 	Limits *explainedLimits `json:"limits,omitempty"`
+
+	// Cache says how the answer would be cached; nil when it would not.
+	Cache *explainedCache `json:"cache,omitempty"`
+}
+
+type explainedCache struct {
+	Rule   string `json:"rule"`
+	TTL    string `json:"ttl"`
+	Shared bool   `json:"shared"` // one entry for every key of the panel; else per key
 }
 
 type explainedLimits struct {
@@ -154,6 +163,9 @@ func explain(cfg *config.Config, req request, now time.Time) (*explanation, erro
 		e.Verdict, e.Status, e.Reason = d.Code, d.Status, d.Message
 		return e, nil
 	}
+	if d.Cache != nil {
+		e.Cache = &explainedCache{Rule: d.Cache.Route.String(), TTL: d.Cache.TTL.String(), Shared: d.Cache.Shared}
+	}
 	k := g.Vault().Key(d.Key)
 	e.KeyPrefix, e.KeyState, e.Expires = d.Version.Secret.Prefix(), string(k.State(d.Version, now)), expiry(d.Version.Expires)
 	return e, nil
@@ -201,6 +213,13 @@ func printExplanation(w io.Writer, e *explanation) {
 	}
 	if e.KeyPrefix != "" {
 		fmt.Fprintf(w, "key       version %s (%s, expires %s)\n", e.KeyPrefix, e.KeyState, e.Expires)
+	}
+	if c := e.Cache; c != nil {
+		scope := fmt.Sprintf("per key (entries of key %q)", e.Key)
+		if c.Shared {
+			scope = "shared by every key of the panel"
+		}
+		fmt.Fprintf(w, "cache     answered from the cache for up to %s, %s, by %q; a hit still passes the stages above\n", c.TTL, scope, c.Rule)
 	}
 	if e.Verdict == verdictForwarded {
 		fmt.Fprintf(w, "verdict   forwarded with SC-API-KEY of key %q, prefix %s\n", e.Key, e.KeyPrefix)

@@ -42,6 +42,9 @@ max_wait = "3s"
 readonly = ["GET /api/v2/**"]
 [policy.callers]
 "stats" = "readonly"
+[cache.routes]
+"GET /api/v2/history/" = "2s"
+"GET /api/v2/channels/" = { ttl = "10s", shared = true }
 `
 
 func TestExplain(t *testing.T) {
@@ -56,11 +59,17 @@ func TestExplain(t *testing.T) {
 		want, wantAbsent []string
 	}{
 		{"forwarded, no rule set", []string{"--caller", "sync", "--method", "post", "--path", "/api/v2/playlists/"}, 0,
-			[]string{`key "admin"`, "every route", "20 req/s, burst 40", "ExplAdm1", "forwarded"}, nil},
+			[]string{`key "admin"`, "every route", "20 req/s, burst 40", "ExplAdm1", "forwarded"}, []string{"cache "}},
+		{"cached per key", []string{"--caller", "stats", "--path", "/api/v2/history/?limit=1&server=1"}, 0,
+			[]string{`cache     answered from the cache for up to 2s, per key (entries of key "readonly"), by "GET /api/v2/history/"`}, nil},
+		{"cached for every key", []string{"--caller", "sync", "--path", "/api/v2/channels/"}, 0,
+			[]string{"up to 10s, shared by every key of the panel"}, nil},
 		{"allowed by a rule", []string{"--caller", "stats", "--path", "/api/v2/history/?limit=1"}, 0,
 			[]string{`allowed by "GET /api/v2/**" in rule set "readonly"`, "2 req/s, burst 2", "mode wait (max_wait 3s)", "ExplRdo1"}, nil},
 		{"route refused", []string{"--caller", "stats", "--method", "POST", "--path", "/api/v2/playlists/"}, 1,
 			[]string{`no rule of set "readonly" matches`, "403 forbidden"}, []string{"ExplRdo1"}},
+		{"a refused request is never answered from the cache", []string{"--caller", "stranger", "--path", "/api/v2/channels/"}, 1,
+			[]string{"403 forbidden"}, []string{"cache "}},
 		{"not in the vault", []string{"--caller", "stranger", "--path", "/api/v2/history/"}, 1,
 			[]string{"403 forbidden", "no key in the vault"}, nil},
 		{"expired key", []string{"--caller", "archiver", "--path", "/api/v2/history/"}, 1,
@@ -95,7 +104,8 @@ func TestExplain(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &e) != nil {
 		t.Fatalf("--json: exit %d, %s", code, out)
 	}
-	if e.Verdict != "forwarded" || e.KeyPrefix != "ExplRdo1" || e.RuleSet != "readonly" || e.Limits == nil || e.Limits.CallerRate != 2 {
+	if e.Verdict != "forwarded" || e.KeyPrefix != "ExplRdo1" || e.RuleSet != "readonly" || e.Limits == nil || e.Limits.CallerRate != 2 ||
+		e.Cache == nil || e.Cache.TTL != "2s" || e.Cache.Shared {
 		t.Fatalf("--json: %+v", e)
 	}
 	if code, _, _ := run(t, "explain", "--config", p, "--caller", "sync"); code != exitUsage {

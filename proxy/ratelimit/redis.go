@@ -379,3 +379,7 @@ if left < tonumber(ARGV[1]) then
 end
 return 0
 `))
+
+// Client is the connection to Redis, for other users of the same server
+// (the response cache's shared store); they must not close it.
+func (r *Redis) Client() *redis.Client { return r.client }

@@ -34,6 +34,7 @@ type Config struct {
 	Policy    Policy              `toml:"policy" reload:"live"`
 	Log       Log                 `toml:"log"`
 	Rotation  Rotation            `toml:"rotation"`
+	Cache     Cache               `toml:"cache"`
 
 	singleUpstream bool // [upstream] was written
 
@@ -129,6 +130,7 @@ func (c *Config) applyDefaults() {
 	c.Limits.defaults()
 	c.Log.defaults()
 	c.Rotation.defaults()
+	c.Cache.defaults()
 }
 
 // resolvePaths makes relative file paths relative to the config file's folder,
@@ -171,6 +173,7 @@ func (c *Config) validate() error {
 	c.Log.validate(p)
 	c.Rotation.validate(p, c)
 	c.validateBuffers(p)
+	c.Cache.validate(p, c)
 	return errors.Join(p.errs...)
 }
 

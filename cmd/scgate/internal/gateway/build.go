@@ -19,6 +19,7 @@ import (
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/metrics"
 	"github.com/scgate/scgate/proxy"
+	"github.com/scgate/scgate/proxy/cache"
 	"github.com/scgate/scgate/proxy/policy"
 	"github.com/scgate/scgate/proxy/ratelimit"
 	"github.com/scgate/scgate/proxy/tlsconf"
@@ -60,6 +61,7 @@ type Gateway struct {
 	redis      *ratelimit.Redis // backend = "redis", not in a dry run
 	policy     *policy.Holder
 	handler    *proxy.Handler
+	cache      *cache.Cache // [cache] with routes; nil without
 
 	tlsConfig *tls.Config
 	certs     *tlsconf.Files                // tls = "files"
@@ -143,6 +145,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 		}
 	}
 	add(g.buildLimits())
+	add(g.buildCache())
 	add(g.buildVault())
 	panels, terr := g.buildPanels()
 	add(terr)
@@ -170,6 +173,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 		RejectionCheck: cfg.Rotation.RejectionCheck(),
 		TrustedProxies: proxies, ProxyHeaders: proxyHeaders, StripBearer: cfg.Identity.JWT.Set(),
 		Hosts: cfg.Server.Hosts, LoopbackHosts: cfg.LoopbackListener(), AllowBrowsers: cfg.Server.AllowBrowsers,
+		Cache: g.cache,
 	})
 	if err != nil {
 		return nil, err
@@ -332,6 +336,7 @@ func (g *Gateway) Close() {
 	if g.acme != nil {
 		g.acme.Stop()
 	}
+	g.closeCache()
 	if g.redis != nil {
 		_ = g.redis.Close()
 	}

@@ -85,6 +85,7 @@ func (g *Gateway) Run(ctx context.Context, hup <-chan os.Signal) error {
 	if g.acme != nil {
 		g.acme.Stop()
 	}
+	g.closeCache()
 	if g.redis != nil {
 		_ = g.redis.Close()
 	}

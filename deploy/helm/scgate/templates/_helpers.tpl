@@ -112,6 +112,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "scgate.vaultDir" -}}/etc/scgate/vault{{- end -}}
 {{- define "scgate.tlsDir" -}}/etc/scgate/tls{{- end -}}
 {{- define "scgate.upstreamCADir" -}}/etc/scgate/upstream-ca{{- end -}}
+{{- define "scgate.adminAuthDir" -}}/etc/scgate/admin-auth{{- end -}}
 
 {{/*
 scgate.kv writes `toml_key = value` for each values key of .map that is set
@@ -187,6 +188,15 @@ shutdown_timeout = "{{ int $v.shutdown.timeoutSeconds }}s"
 
 [admin]
 listen = ":{{ int $v.adminPort }}"
+{{- with $v.admin }}
+{{- if not .statusPage }}
+status_page = false
+{{- end }}
+{{- if .basicAuthSecret }}
+username = {{ .username | quote }}
+password_file = "{{ include "scgate.adminAuthDir" $ }}/password"
+{{- end }}
+{{- end }}
 
 [upstream]
 url = {{ required "upstream.url is required: the broadcaster's origin, scheme://host:port (for example https://radio.example.com:1030)" $v.upstream.url | quote }}
@@ -347,6 +357,11 @@ initContainers entry with restartPolicy: Always. App charts include it:
       mountPath: {{ include "scgate.upstreamCADir" . }}
       readOnly: true
     {{- end }}
+    {{- if .Values.admin.basicAuthSecret }}
+    - name: scgate-admin-auth
+      mountPath: {{ include "scgate.adminAuthDir" . }}
+      readOnly: true
+    {{- end }}
     {{- with .Values.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -371,6 +386,12 @@ initContainers entry with restartPolicy: Always. App charts include it:
 - name: scgate-upstream-ca
   configMap:
     name: {{ .Values.upstream.caConfigMap }}
+{{- end }}
+{{- if .Values.admin.basicAuthSecret }}
+- name: scgate-admin-auth
+  secret:
+    secretName: {{ .Values.admin.basicAuthSecret }}
+    defaultMode: 0440
 {{- end }}
 {{- with .Values.extraVolumes }}
 {{ toYaml . }}
