@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/metrics"
 	"github.com/scgate/scgate/proxy"
+	"github.com/scgate/scgate/proxy/cache"
 )
 
 // Panel keys: fake, one per caller and panel, so that a key seen anywhere
@@ -84,7 +86,8 @@ type panelEnvOptions struct {
 	upstream map[string]http.Handler // replaces a panel's stand-in
 	rate     float64                 // every panel's rate cap
 	vault    string
-	public   *url.URL // Options.PublicURL
+	public   *url.URL     // Options.PublicURL
+	cache    *cache.Cache // Options.Cache
 }
 
 func newPanelEnv(t *testing.T, o panelEnvOptions) *panelEnv {
@@ -124,7 +127,7 @@ func newPanelEnv(t *testing.T, o panelEnvOptions) *panelEnv {
 	}
 	h, err := proxy.New(proxy.Options{
 		Panels: panels, PanelRouting: o.routing, Identity: headerIdentity{}, Vault: fixedVault{v}, Metrics: e.metrics,
-		PublicURL: o.public,
+		PublicURL: o.public, Cache: o.cache,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -447,4 +450,26 @@ func TestPanelByHostLinksKeepTheHost(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"next":"https://south.gw.test/api/v2/history/`) {
 		t.Errorf("%d %s; want the next link on https://south.gw.test", resp.StatusCode, body)
 	}
+}
+
+// TestCacheSharedEntriesArePerPanel: a route cached for every key of a
+// panel is one entry per panel: south's answer is never served for north,
+// and both prefixed and bare requests of a one-panel caller share south's.
+func TestCacheSharedEntriesArePerPanel(t *testing.T) {
+	const channels = "/api/v2/channels/"
+	c := newCache(t, cache.Options{}, map[string]time.Duration{"GET " + channels: time.Minute}, "GET "+channels)
+	e := newPanelEnv(t, panelEnvOptions{cache: c})
+	e.send("b", "", "/panels/north"+channels)
+	resp, _ := e.send("b", "", "/panels/south"+channels)
+	if len(e.standins["south"].Requests()) != 1 || strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
+		t.Fatalf("south was answered from north's entry: Cache-Status %q", resp.Header.Get("Cache-Status"))
+	}
+	resp, _ = e.send("d", "", channels) // d's only panel is south
+	if !strings.HasPrefix(resp.Header.Get("Cache-Status"), "scgate; hit") || len(e.standins["south"].Requests()) != 1 {
+		t.Fatalf("south's shared entry not used: Cache-Status %q", resp.Header.Get("Cache-Status"))
+	}
+	if n := len(e.standins["north"].Requests()); n != 1 {
+		t.Fatalf("north saw %d requests", n)
+	}
+	e.checkNoStrayKey()
 }
