@@ -75,7 +75,7 @@ func parseRunFlags(args []string, stderr io.Writer) (config, error) {
 	conns := fs.String("conns", "32,256", "wrk connections, one measured closed-loop run each ('' for none)")
 	rates := fs.String("rates", "500,2000,5000", "open-loop request rates (req/s), one measured run each after the closed loop ('' for none)")
 	var variantSpecs []string
-	fs.Func("variant", "another scgate target: `scgate-NAME=section.key=value[;...]`, scgate-min's config with these TOML settings, run beside it in sidecar and gateway (repeatable), e.g. -variant 'scgate-sync=upstream.client=\"sync\"'", func(v string) error {
+	fs.Func("variant", "another scgate target: `scgate-NAME=section.key=value[;...]`, scgate-min's config with these TOML settings, run beside it in sidecar and gateway (repeatable), e.g. -variant 'scgate-pool64=upstream.max_idle_conns=64'", func(v string) error {
 		variantSpecs = append(variantSpecs, v)
 		return nil
 	})
@@ -150,7 +150,7 @@ One scenario only (sidecar: about 8 minutes), or closed loop only, or open loop 
 
 Another scgate build or setting beside scgate-min (its settings written into scgate-min's config):
 
-  go run ./bench -scenarios sidecar -profile -variant 'scgate-sync=upstream.client="sync"'
+  go run ./bench -scenarios sidecar -profile -variant 'scgate-pool64=upstream.max_idle_conns=64'
 
 The report of an earlier run again: go run ./bench report -from DIR/results.json -readme docs/performance.md
 

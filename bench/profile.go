@@ -38,6 +38,7 @@ var areas = []area{
 	{"access log", []string{"go.uber.org/zap", "github.com/scgate/scgate/proxy.(*Handler).observe"}},
 	{"identity, policy, limits, vault", []string{"github.com/scgate/scgate/proxy/identity.", "github.com/scgate/scgate/proxy/policy.", "github.com/scgate/scgate/proxy/ratelimit.", "github.com/scgate/scgate/keyvault.", "github.com/scgate/scgate/proxy.(*Handler).decide", "github.com/scgate/scgate/proxy.(*Handler).admit", "github.com/scgate/scgate/proxy.(*Handler).limit", "github.com/scgate/scgate/proxy.(*Handler).authorise", "github.com/scgate/scgate/proxy.setRateLimitHeaders"}},
 	{"failover and retry wrappers", []string{"github.com/scgate/scgate/proxy.(*failover)", "github.com/scgate/scgate/proxy.retryTransport", "github.com/scgate/scgate/proxy.(*Handler).prepareReplay"}},
+	{"response cache", []string{"github.com/scgate/scgate/proxy/cache.", "github.com/scgate/scgate/proxy.cacheStage"}},
 	{"MaxBytesReader", []string{"net/http.MaxBytesReader", "net/http.(*maxBytesReader)"}},
 	{"context values", []string{"context.WithValue", "context.(*valueCtx)", "context.value", "github.com/scgate/scgate/proxy.(*stateContext)", "net/http.(*Request).WithContext"}},
 	{"timeouts and deadlines", []string{"time.NewTimer", "time.AfterFunc", "time.(*Timer)", "context.WithDeadline", "context.WithTimeout", "net.(*conn).SetDeadline", "net.(*conn).SetReadDeadline", "net.(*conn).SetWriteDeadline", "internal/poll.(*FD).SetDeadline", "internal/poll.(*FD).SetReadDeadline", "internal/poll.(*FD).SetWriteDeadline", "internal/poll.setDeadlineImpl"}},

@@ -118,7 +118,7 @@ func (h *Handler) writeError(w http.ResponseWriter, st *state, e *gatewayError) 
 	}
 	if e.rl != nil {
 		hdr.Set("Retry-After", strconv.Itoa(e.rl.RetryAfterSeconds()))
-		setRateLimitHeaders(hdr, e.rl)
+		setRateLimitHeaders(hdr, e.rl, nil)
 	} else if e.retryAfter > 0 {
 		hdr.Set("Retry-After", strconv.Itoa(e.retryAfter))
 	}

@@ -272,10 +272,11 @@ type state struct {
 	cache          string          // what the response cache did (cache.Outcome), "" when not cacheable
 
 	// Held here so that a request allocates them with its state, not one by one.
-	rec       recorder
-	idValue   [1]string
-	keyHeader [1]string
-	ctx       stateContext
+	rec             recorder
+	idValue         [1]string
+	keyHeader       [1]string
+	rateLimitValues [2]string
+	ctx             stateContext
 }
 
 type stateKey struct{}

@@ -45,11 +45,16 @@ func (h *Handler) limit(ctx context.Context, st *state) *gatewayError {
 
 // setRateLimitHeaders writes the RateLimit-Policy and RateLimit headers of
 // the IETF httpapi draft, so that well-behaved clients can pace themselves.
-func setRateLimitHeaders(h http.Header, d *ratelimit.Decision) {
+// vals, when not nil, is where the two values are kept (the request's
+// state, so that they need no allocation of their own).
+func setRateLimitHeaders(h http.Header, d *ratelimit.Decision, vals *[2]string) {
 	p, s := d.PolicyHeader(), d.StateHeader()
 	// One backing array for both values, under the names Set would
 	// canonicalise them to ("Ratelimit-Policy", "Ratelimit").
-	vals := [2]string{p, s}
+	if vals == nil {
+		vals = new([2]string)
+	}
+	vals[0], vals[1] = p, s
 	if p != "" {
 		h["Ratelimit-Policy"] = vals[0:1:1]
 	}
@@ -67,7 +72,7 @@ const defaultUpstreamPause = time.Second
 // key's bucket so that no caller of that key hammers it meanwhile.
 func (h *Handler) afterUpstream(resp *http.Response, st *state) {
 	if st.admission.Allowed {
-		setRateLimitHeaders(resp.Header, &st.admission.Decision)
+		setRateLimitHeaders(resp.Header, &st.admission.Decision, &st.rateLimitValues)
 	}
 	if h.limiter == nil {
 		return
