@@ -185,6 +185,9 @@ func describeLimits(a ratelimit.Applied, keyCallers int) *explainedLimits {
 
 func printExplanation(w io.Writer, e *explanation) {
 	fmt.Fprintf(w, "request   %s %s from caller %q (identity as given; not resolved)\n", e.Method, e.Path, e.Caller)
+	if e.Host != "" {
+		fmt.Fprintf(w, "host      %s\n", e.Host)
+	}
 	if e.Panel != "" {
 		fmt.Fprintf(w, "panel     %q at %s", e.Panel, e.Upstream)
 		if e.PanelRate > 0 {

@@ -140,3 +140,26 @@ func regexpLine(out string, words ...string) bool {
 	}
 	return false
 }
+
+// TestExplainByHost: with panels chosen by Host, explain --host picks the
+// panel as the gateway would.
+func TestExplainByHost(t *testing.T) {
+	p, _ := twoPanels(t)
+	cfg, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = append(cfg, "[panels]\nby = \"host\"\nhost_suffix = \"gw.test\"\n"...)
+	if err := os.WriteFile(p, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "explain", "--config", p, "--caller", "net", "--host", "South.gw.test:8443", "--path", "/api/v2/history/", "--json")
+	var e explanation
+	if err := json.Unmarshal([]byte(out), &e); code != 0 || err != nil || e.Panel != "south" || e.Key != "south-k" {
+		t.Fatalf("explain --host: exit %d %+v\n%s%s", code, e, out, errOut)
+	}
+	code, out, _ = run(t, "explain", "--config", p, "--caller", "net", "--path", "/panels/south/api/v2/history/")
+	if code != 1 || !strings.Contains(out, "unknown_panel") {
+		t.Fatalf("a path prefix in host mode chose a panel: exit %d\n%s", code, out)
+	}
+}
