@@ -43,8 +43,8 @@ type retryState struct {
 // of at most replayBody bytes, which it then reads whole. A larger body is
 // streamed as before and the request is not retried.
 func (h *Handler) prepareReplay(r *http.Request, st *state) *gatewayError {
-	if st.retry.replayable {
-		return nil // the station stage read and kept the body
+	if st.retry.body != nil {
+		return nil // the station stage read the body (and made it replayable if replays are on)
 	}
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		st.retry.replayable = true

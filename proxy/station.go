@@ -292,11 +292,16 @@ func (h *Handler) readStationBody(r *http.Request, st *state, sd *StationDecisio
 	}
 	buf := b.Bytes()
 	in.body = buf
-	st.retry.replayable, st.retry.body = true, buf
+	// Forwarded from this buffer, so the broadcaster gets the bytes that
+	// were checked. It is kept for a retry only when replays are on.
+	st.retry.body = buf
 	r.Body, _ = st.retry.getBody()
 	r.ContentLength = int64(len(buf))
-	r.GetBody = st.retry.getBody
 	r.TransferEncoding = nil
+	if h.replayBody > 0 {
+		st.retry.replayable = true
+		r.GetBody = st.retry.getBody
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -217,6 +218,13 @@ func TestStationFourIsRefusedEveryWay(t *testing.T) {
 	if got := testutil.ToFloat64(e.metrics.StationChecks.WithLabelValues(proxy.StationForbidden)); got == 0 {
 		t.Error("no forbidden station check counted")
 	}
+	// Many station IDs, one series per result: the ID is never a label.
+	for id := 100; id < 120; id++ {
+		e.do("GET", "/api/v2/history/?server="+strconv.Itoa(id), "admin", nil, nil)
+	}
+	if got := testutil.CollectAndCount(e.metrics.StationChecks); got != len(metrics.StationResults) {
+		t.Errorf("%d station check series, want %d", got, len(metrics.StationResults))
+	}
 }
 
 // TestStationUnscopedCallerUnchanged: a caller whose rule set names no
@@ -265,5 +273,58 @@ func TestStationExplain(t *testing.T) {
 	}
 	if d = e.handler.Explain(ctx, "reader", "GET", "/api/v2/history/"); d.Code != "" || d.Station.Scoped {
 		t.Fatalf("unscoped: %+v", d)
+	}
+}
+
+// TestStationBodyBudget: a scoped caller's body is held only within the
+// buffer budget; when it is spent the request is refused (503
+// station_unchecked), never forwarded unchecked.
+func TestStationBodyBudget(t *testing.T) {
+	e := newEnv(t, envOptions{
+		policy: holderOf(t, policy.Options{
+			Sets:     map[string][]string{"station3": {"* /api/v2/**"}},
+			Stations: map[string][]int{"station3": {3}},
+			Callers:  map[string]string{"admin": "station3"},
+		}),
+		replayBody:   stationReplay,
+		bufferBudget: 64,
+	})
+	body := `{"name": "` + strings.Repeat("x", 100) + `", "server": 3}`
+	resp, got := e.do("POST", "/api/v2/playlists/", "admin", strings.NewReader(body), jsonHeader())
+	if resp.StatusCode != 503 || resp.Header.Get("Scgate-Error") != proxy.CodeStationUnchecked {
+		t.Fatalf("%d %s", resp.StatusCode, got)
+	}
+	if reqs := e.standin.Requests(); len(reqs) != 0 {
+		t.Fatalf("the stand-in received %+v", reqs)
+	}
+	// A body within the budget passes, and the budget is given back: the
+	// same small request passes again and again.
+	for range 3 {
+		if resp, got := e.do("POST", "/api/v2/playlists/", "admin", strings.NewReader(`{"name":"a","server":3}`), jsonHeader()); resp.StatusCode != 201 {
+			t.Fatalf("small body: %d %s", resp.StatusCode, got)
+		}
+	}
+}
+
+// TestStationReplaysOff: with replays off the body is still read and
+// checked (within DefaultReplayBodyBytes), and forwarded from the buffer.
+func TestStationReplaysOff(t *testing.T) {
+	e := newEnv(t, envOptions{
+		policy: holderOf(t, policy.Options{
+			Sets:     map[string][]string{"station3": {"* /api/v2/**"}},
+			Stations: map[string][]int{"station3": {3}},
+			Callers:  map[string]string{"admin": "station3"},
+		}),
+		replayBody: -1,
+	})
+	if resp, got := e.do("POST", "/api/v2/playlists/", "admin", strings.NewReader(`{"name":"a","server":3}`), jsonHeader()); resp.StatusCode != 201 {
+		t.Fatalf("create on 3: %d %s", resp.StatusCode, got)
+	}
+	if resp, got := e.do("POST", "/api/v2/playlists/", "admin", strings.NewReader(`{"name":"a","server":4}`), jsonHeader()); resp.Header.Get("Scgate-Error") != proxy.CodeStationForbidden {
+		t.Fatalf("create on 4: %d %s", resp.StatusCode, got)
+	}
+	big := `{"server": 3, "name": "` + strings.Repeat("x", proxy.DefaultReplayBodyBytes) + `"}`
+	if resp, got := e.do("POST", "/api/v2/playlists/", "admin", strings.NewReader(big), jsonHeader()); resp.StatusCode != 413 {
+		t.Fatalf("over the default limit: %d %s", resp.StatusCode, got)
 	}
 }

@@ -37,7 +37,8 @@ const (
 	demoAddrStranger = "127.0.0.3" // nobody: no identity
 	demoAddrArchiver = "127.0.0.4" // archiver, whose key has only an expired version
 	demoAddrStats    = "127.0.0.5" // stats, read-only by route policy and rate-limited hard
-	demoAddrNetwork  = "127.0.0.6" // network, with a key on each of the two panels
+	demoAddrCity     = "127.0.0.6" // city-sync, scoped to station 3 of the panel's stations
+	demoAddrNetwork  = "127.0.0.7" // network, with a key on each of the two panels
 )
 
 var demoVault = template.Must(template.New("vault").Parse(`# scgate demo vault: FAKE keys, accepted only by the stand-in broadcaster.
@@ -49,6 +50,7 @@ var demoVault = template.Must(template.New("vault").Parse(`# scgate demo vault: 
 # network holds a key on each panel: its requests name the panel,
 # /panels/north/api/v2/... or /panels/south/api/v2/...
 "network" = { north = "playlist-admin", south = "south-admin" }
+"city-sync" = "playlist-admin"
 
 # Each key belongs to one panel and is only ever sent there.
 [[keys.playlist-admin]]
@@ -105,7 +107,8 @@ order = ["cidr"]
 "127.0.0.2/32" = "reporting"
 "127.0.0.4/32" = "archiver"
 "127.0.0.5/32" = "stats"
-"127.0.0.6/32" = "network"
+"127.0.0.6/32" = "city-sync"
+"127.0.0.7/32" = "network"
 
 [limits]
 rate = 50.0
@@ -117,10 +120,16 @@ rate = 0.1
 burst = 2
 
 # stats may only read; playlist-sync has no rule set, so it may call everything.
+# city-sync may read and create playlists, on station 3 only (the stand-in
+# hosts stations 1 to 4, all opened by the same key).
 [policy.sets]
 readonly = ["GET /api/v2/**"]
+city = ["GET /api/v2/**", "POST /api/v2/playlists/"]
+[policy.stations]
+city = [3]
 [policy.callers]
 "stats" = "readonly"
+"city-sync" = "city"
 
 [log]
 format = "console"
@@ -144,8 +153,8 @@ func newDemoCmd() *cobra.Command {
 		Long: `Run a stand-in broadcaster and a gateway in front of it on loopback, with
 fake demo keys, and print what to try. With --selftest, run a scripted tour
 (a read, a create, callers with no key, an unknown and an expired one, a live
-key rotation, a forbidden route, a rate-limited caller) and exit 0 only if
-every step behaved.`,
+key rotation, a forbidden route, a rate-limited caller, a caller scoped to
+one of two stations) and exit 0 only if every step behaved.`,
 		Example: `  scgate demo
   scgate demo --selftest`,
 		Args: noArgs,
@@ -285,12 +294,19 @@ Try:
   curl -si --interface %[2]s %[1]s/api/v2/history/     # a caller with no identity: 401
   curl -si --interface %[5]s -X POST %[1]s/api/v2/playlists/   # stats may only read: 403
   for i in 1 2 3; do curl -si --interface %[5]s %[1]s/api/v2/history/ | head -1; done   # 3rd: 429
+
+Two stations, one key: city-sync (from %[6]s) is scoped to station 3.
+  curl -s --interface %[6]s '%[1]s/api/v2/history/?limit=1&server=3'   # station 3: answered
+  curl -s --interface %[6]s '%[1]s/api/v2/history/?limit=1&server=4'   # station 4: 403 station_forbidden
+  curl -s --interface %[6]s -X POST -H 'Content-Type: application/json' -d '{"name":"City","server":3}' %[1]s/api/v2/playlists/
+  curl -s --interface %[6]s -X POST -H 'Content-Type: application/json' -d '{"server":3,"server":4}' %[1]s/api/v2/playlists/   # 400
+  curl -s --interface %[6]s %[1]s/api/v2/playlists/6/   # station 4's playlist by id: 403
   curl -s %[3]s/metrics | grep ^scgate_
 
-Two panels: network (--interface %[6]s) holds a key on each; it names the panel
-  curl -s --interface %[6]s '%[1]s/panels/north/api/v2/playlists/?server=1'
-  curl -s --interface %[6]s '%[1]s/panels/south/api/v2/history/?limit=2&server=1'   # "next" keeps /panels/south
-  curl -si --interface %[6]s %[1]s/api/v2/history/            # names no panel: 404 unknown_panel
+Two panels: network (--interface %[7]s) holds a key on each; it names the panel
+  curl -s --interface %[7]s '%[1]s/panels/north/api/v2/playlists/?server=1'
+  curl -s --interface %[7]s '%[1]s/panels/south/api/v2/history/?limit=2&server=1'   # "next" keeps /panels/south
+  curl -si --interface %[7]s %[1]s/api/v2/history/            # names no panel: 404 unknown_panel
   curl -si %[1]s/panels/south/api/v2/history/                 # playlist-sync has no south key: 403 panel_forbidden
   curl -s %[3]s/metrics | grep 'scgate_upstream_duration_seconds_count'   # by panel
 
@@ -298,5 +314,5 @@ Edit the vault while it runs (applied within a second): %[4]s
   To rotate the key, uncomment the newer version it offers, then watch
   curl -s %[3]s/metrics | grep scgate_key_active
 Ctrl-C stops.
-`, base, demoAddrStranger, admin, vault, demoAddrStats, demoAddrNetwork)
+`, base, demoAddrStranger, admin, vault, demoAddrStats, demoAddrCity, demoAddrNetwork)
 }

@@ -37,6 +37,11 @@ func TestInteractiveDemoRotation(t *testing.T) {
 	}
 	base, admin := find(`a gateway on (http://\S+) in front`), find(`curl -s (http://\S+)/metrics`)
 	vaultPath := find(`applied within a second\): (\S+)`)
+	for _, want := range []string{"city-sync (from 127.0.0.6) is scoped to station 3", "server=3'   # station 3: answered", "server=4'   # station 4: 403 station_forbidden"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the demo's instructions lack %q:\n%s", want, text)
+		}
+	}
 
 	raw, err := os.ReadFile(vaultPath)
 	if err != nil {

@@ -14,13 +14,9 @@ import (
 
 	"github.com/scgate/scgate/cmd/scgate/internal/config"
 	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
+	"github.com/scgate/scgate/proxy"
 	"github.com/scgate/scgate/proxy/ratelimit"
 )
-
-// request is the request explain decides.
-type request struct {
-	caller, method, host, path string
-}
 
 // explanation is what `scgate explain` reports: the gateway's stages for one
 // request, decided from the config and vault alone, without the upstream.
@@ -48,8 +44,17 @@ type explanation struct {
 
 	Limits *explainedLimits `json:"limits,omitempty"`
 
+	Station *explainedStation `json:"station,omitempty"` // nil when the caller is not scoped to stations
 	// Cache says how the answer would be cached; nil when it would not.
 	Cache *explainedCache `json:"cache,omitempty"`
+}
+
+// explainedStation is the station stage's decision (proxy.StationDecision).
+type explainedStation struct {
+	Stations []int  `json:"stations"` // the stations the caller may touch
+	Rule     string `json:"rule"`     // query, body or refused: how the route is governed
+	Result   string `json:"result,omitempty"`
+	Station  int    `json:"station,omitempty"` // the station the request named
 }
 
 type explainedCache struct {
@@ -71,7 +76,7 @@ type explainedLimits struct {
 }
 
 func newExplainCmd() *cobra.Command {
-	var path, caller, method, reqPath, host string
+	var path, caller, method, reqPath, host, body, contentType string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "explain --config FILE --caller ID [--method M] --path P [--json]",
@@ -83,6 +88,7 @@ gateway's own decision function. Exit 0 if the request would be forwarded,
 1 if refused (with the status and error code the caller would get).`,
 		Example: `  scgate explain --config config.toml --caller playlist-sync --path '/api/v2/playlists/?server=1'
   scgate explain --config config.toml --caller stats --method POST --path /api/v2/playlists/ --json
+  scgate explain --config config.toml --caller city-sync --method POST --path /api/v2/playlists/ --body '{"name": "x", "server": 3}'
   scgate explain --config config.toml --caller reporting --path /panels/north/api/v2/history/`,
 		Args: noArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
@@ -93,7 +99,14 @@ gateway's own decision function. Exit 0 if the request would be forwarded,
 			if err != nil {
 				return err
 			}
-			return cmdExplain(cfg, request{caller: caller, method: method, host: host, path: reqPath}, asJSON, cmd.OutOrStdout())
+			req := explainRequest{caller: caller, method: strings.ToUpper(method), path: reqPath, contentType: contentType, host: host}
+			if cmd.Flags().Changed("body") {
+				req.body = []byte(body)
+				if !cmd.Flags().Changed("content-type") {
+					req.contentType = "application/json"
+				}
+			}
+			return cmdExplainRequest(cfg, req, asJSON, cmd.OutOrStdout())
 		}),
 	}
 	addConfigFlag(cmd, &path)
@@ -101,17 +114,29 @@ gateway's own decision function. Exit 0 if the request would be forwarded,
 	cmd.Flags().StringVar(&method, "method", "GET", "the request method")
 	cmd.Flags().StringVar(&reqPath, "path", "", "the request path as the caller sends it, e.g. /api/v2/playlists/?server=1 (required)")
 	cmd.Flags().StringVar(&host, "host", "", "the Host the request is sent to (chooses the panel when [panels] by = \"host\")")
+	cmd.Flags().StringVar(&body, "body", "", "the request body, for the station check of a create request (JSON unless --content-type says otherwise)")
+	cmd.Flags().StringVar(&contentType, "content-type", "", "the body's Content-Type (default with --body: application/json)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// explainRequest is the request explain decides.
+type explainRequest struct {
+	caller, method, path, contentType string
+	host                              string // chooses the panel with [panels] by = "host"
+	body                              []byte
 }
 
 // cmdExplain answers "why does scgate refuse me?" without calling the
 // upstream: which key the request would carry, which limits apply, and
 // whether the route is allowed and by which rule. Exit 0 when the request
 // would be forwarded, 1 when scgate would refuse it.
-func cmdExplain(cfg *config.Config, req request, asJSON bool, stdout io.Writer) error {
-	req.method = strings.ToUpper(req.method)
-	e, err := explain(cfg, req, time.Now())
+func cmdExplain(cfg *config.Config, caller, method, path string, asJSON bool, stdout io.Writer) error {
+	return cmdExplainRequest(cfg, explainRequest{caller: caller, method: strings.ToUpper(method), path: path}, asJSON, stdout)
+}
+
+func cmdExplainRequest(cfg *config.Config, req explainRequest, asJSON bool, stdout io.Writer) error {
+	e, err := explainReq(cfg, req, time.Now())
 	if err != nil {
 		return err
 	}
@@ -139,19 +164,27 @@ var errExplainedRefusal = errors.New("the request would be refused (see above)")
 // explain asks the gateway's own decision (proxy.Handler.Explain, the
 // function ServeHTTP runs: path, identity, vault, route rule, limits, key
 // version) of a gateway built as scgate run builds it, without listeners.
-func explain(cfg *config.Config, req request, now time.Time) (*explanation, error) {
+func explain(cfg *config.Config, caller, method, rawPath string, now time.Time) (*explanation, error) {
+	return explainReq(cfg, explainRequest{caller: caller, method: method, path: rawPath}, now)
+}
+
+func explainReq(cfg *config.Config, req explainRequest, now time.Time) (*explanation, error) {
+	caller, method, rawPath := req.caller, req.method, req.path
 	g, err := gateway.Build(cfg, gateway.Options{DryRun: true, Now: func() time.Time { return now }})
 	if err != nil {
 		return nil, err
 	}
 	defer g.Close()
-	caller := req.caller
-	d := g.Handler().ExplainHost(context.Background(), caller, req.method, req.host, req.path)
-	e := &explanation{Caller: caller, Method: req.method, Path: req.path, Host: req.host, Verdict: verdictForwarded, Key: d.Key, RuleSet: d.Route.Set, Panel: d.Panel}
+	d := g.Handler().ExplainRequest(context.Background(), proxy.ExplainInput{
+		Caller: caller, Method: method, Host: req.host, Target: rawPath, ContentType: req.contentType, Body: req.body})
+	e := &explanation{Caller: caller, Method: method, Path: rawPath, Host: req.host, Verdict: verdictForwarded, Key: d.Key, RuleSet: d.Route.Set, Panel: d.Panel}
 	for _, p := range cfg.PanelList() {
 		if p.Name == d.Panel {
 			e.Upstream, e.PanelRate = p.Upstream.Origin().String(), p.Upstream.Rate
 		}
+	}
+	if s := d.Station; s.Scoped {
+		e.Station = &explainedStation{Stations: s.Stations, Rule: s.Rule, Result: s.Result, Station: s.Station}
 	}
 	if d.Route.Rule != nil {
 		e.Rule = d.Route.Rule.String()
@@ -214,6 +247,17 @@ func printExplanation(w io.Writer, e *explanation) {
 		}
 		fmt.Fprintf(w, "\n          key %q: %s, shared by %d caller(s); backend %s\n", e.Key, rateText(l.KeyRate, l.KeyBurst), l.SharedByCaller, l.Backend)
 	}
+	if s := e.Station; s != nil {
+		fmt.Fprintf(w, "station   caller scoped to stations %v; route: %s", s.Stations, stationRuleText(s.Rule))
+		switch {
+		case s.Result == "":
+		case s.Station != 0:
+			fmt.Fprintf(w, "; names station %d: %s", s.Station, s.Result)
+		default:
+			fmt.Fprintf(w, ": %s", s.Result)
+		}
+		fmt.Fprintln(w)
+	}
 	if e.KeyPrefix != "" {
 		fmt.Fprintf(w, "key       version %s (%s, expires %s)\n", e.KeyPrefix, e.KeyState, e.Expires)
 	}
@@ -229,6 +273,16 @@ func printExplanation(w io.Writer, e *explanation) {
 		return
 	}
 	fmt.Fprintf(w, "verdict   refused: %d %s: %s\n", e.Status, e.Verdict, e.Reason)
+}
+
+func stationRuleText(rule string) string {
+	switch rule {
+	case "query":
+		return "a read, the station is ?server=<id>"
+	case "body":
+		return `a create, the station is the body's "server"`
+	}
+	return "refused to scoped callers (names no station)"
 }
 
 func rateText(rate float64, burst int) string {

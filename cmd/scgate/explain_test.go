@@ -112,3 +112,50 @@ func TestExplain(t *testing.T) {
 		t.Fatalf("missing --path: exit %d", code)
 	}
 }
+
+// TestExplainStation: explain shows the station stage, from the proxy's
+// decision function, for reads (the query) and creates (--body).
+func TestExplainStation(t *testing.T) {
+	cfg := strings.Replace(explainConfig, "[policy.callers]\n", "city = [\"* /api/v2/**\"]\n[policy.stations]\ncity = [3]\n[policy.callers]\n\"sync\" = \"city\"\n", 1)
+	p := writeConfig(t, cfg)
+	if err := os.WriteFile(filepath.Join(filepath.Dir(p), "keys.toml"), []byte(explainVault), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"read of 3", []string{"--path", "/api/v2/history/?server=3"}, 0,
+			[]string{"scoped to stations [3]", "?server=<id>", "names station 3: allowed", "forwarded"}},
+		{"read of 4", []string{"--path", "/api/v2/history/?server=4"}, 1,
+			[]string{"names station 4: forbidden", "403 station_forbidden"}},
+		{"read without server", []string{"--path", "/api/v2/history/"}, 1, []string{": missing", "400 station_missing"}},
+		{"create on 3", []string{"--method", "POST", "--path", "/api/v2/playlists/", "--body", `{"name": "x", "server": 3}`}, 0,
+			[]string{`the body's "server"`, "names station 3: allowed"}},
+		{"create, duplicate keys", []string{"--method", "POST", "--path", "/api/v2/playlists/", "--body", `{"server": 3, "server": 4}`}, 1,
+			[]string{"400 station_malformed", "more than once"}},
+		{"create as a form on 4", []string{"--method", "POST", "--path", "/api/v2/playlists/", "--body", "server=4", "--content-type", "application/x-www-form-urlencoded"}, 1,
+			[]string{"names station 4: forbidden"}},
+		{"object by id", []string{"--path", "/api/v2/playlists/6/"}, 1, []string{"refused to scoped callers", "403 station_forbidden"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errOut := run(t, append([]string{"explain", "--config", p, "--caller", "sync"}, c.args...)...)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, c.code, out, errOut)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+	code, out, _ := run(t, "explain", "--config", p, "--caller", "sync", "--path", "/api/v2/grid/?server=4", "--json")
+	var e explanation
+	if code != 1 || json.Unmarshal([]byte(out), &e) != nil || e.Station == nil || e.Station.Station != 4 || e.Station.Result != "forbidden" {
+		t.Fatalf("--json: exit %d, %s", code, out)
+	}
+}

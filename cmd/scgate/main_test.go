@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,7 +32,7 @@ func TestDemoSelftest(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("selftest exit %d\n%s\n%s", code, out, errOut)
 	}
-	if !strings.Contains(out, "11 passed, 0 failed") {
+	if len(steps) < 11 || !strings.Contains(out, fmt.Sprintf("%d passed, 0 failed", len(steps))) || !strings.Contains(out, "refused station 4 every way") {
 		t.Fatalf("selftest output:\n%s", out)
 	}
 	for _, k := range []string{demoKeyAdmin, demoKeyRotated, demoKeyExpired, demoKeySouth} {

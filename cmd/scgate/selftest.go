@@ -44,6 +44,8 @@ var steps = []step{
 	{"live rotation: a new version is used within a second, then the old key is revoked", stepRotate},
 	{"a read-only caller gets 403 forbidden for a POST outside its rule set", stepForbiddenRoute},
 	{"a caller over its rate gets 429 rate_limited with Retry-After and RateLimit headers", stepRateLimited},
+	{"a caller scoped to station 3 reads and creates on station 3", stepStationOwn},
+	{"the caller scoped to station 3 is refused station 4 every way, before the broadcaster", stepStationOther},
 }
 
 func runSelftest(ctx context.Context, w io.Writer, t tour) error {
