@@ -142,6 +142,7 @@ func runCheck(t testing.TB, w *workload) {
 		"server.client_ca_file": pki.ca, "upstream.ca_file": pki.ca, "server.acme.ca_roots_file": pki.ca,
 		"identity.jwt.jwks_file": testJWKS(t), "identity.jwt.ca_file": pki.ca,
 		"identity.jwt.token_file": []byte("test-token"), "limits.redis.password_file": []byte("test-password"),
+		"tracing.ca_file": pki.ca, "tracing.headers_file": []byte("Authorization: Bearer test-collector-token\n"),
 		"admin.password_file": []byte("test-admin-password"),
 	}
 	var tree map[string]any
@@ -283,5 +284,14 @@ func checkNetworkPolicy(t testing.TB, w *workload, name string, in []networkingv
 	}
 	if !egress(upPort, corev1.ProtocolTCP) {
 		t.Errorf("NetworkPolicy %s: no egress to the broadcaster's port %s", name, upPort)
+	}
+	if w.cfg.Tracing.Enabled {
+		cu, err := url.Parse(w.cfg.Tracing.Endpoint)
+		if err != nil {
+			t.Fatalf("tracing.endpoint: %v", err)
+		}
+		if !egress(cu.Port(), corev1.ProtocolTCP) {
+			t.Errorf("NetworkPolicy %s: tracing is on but there is no egress to the collector's port %s", name, cu.Port())
+		}
 	}
 }

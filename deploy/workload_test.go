@@ -70,6 +70,12 @@ type scgateConfig struct {
 			PasswordFile string `toml:"password_file"`
 		} `toml:"redis"`
 	} `toml:"limits"`
+	Tracing struct {
+		Enabled     bool   `toml:"enabled"`
+		Endpoint    string `toml:"endpoint"`
+		CAFile      string `toml:"ca_file"`
+		HeadersFile string `toml:"headers_file"`
+	} `toml:"tracing"`
 }
 
 // duration reads a config duration; scgate's defaults apply to absent ones.
@@ -357,6 +363,7 @@ func (w *workload) configFiles() map[string]string {
 		"vault.file":                c.Vault.File, "vault.age_identity_file": c.Vault.AgeIdentityFile,
 		"identity.jwt.jwks_file": c.Identity.JWT.JWKSFile, "identity.jwt.ca_file": c.Identity.JWT.CAFile,
 		"identity.jwt.token_file": c.Identity.JWT.TokenFile, "limits.redis.password_file": c.Limits.Redis.PasswordFile,
+		"tracing.ca_file": c.Tracing.CAFile, "tracing.headers_file": c.Tracing.HeadersFile,
 		"admin.password_file": c.Admin.PasswordFile,
 	}
 }

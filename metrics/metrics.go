@@ -47,6 +47,9 @@ type Metrics struct {
 	ConnectionsRefused *prometheus.CounterVec
 	// TLSHandshakeErrors counts failed TLS handshakes by a bounded reason.
 	TLSHandshakeErrors *prometheus.CounterVec
+	// TraceDropped counts spans not exported to the trace collector, by
+	// reason (queue_full, export_failed).
+	TraceDropped *prometheus.CounterVec
 	cacheCollectors
 	series        *seriesCache
 	keySource     atomic.Pointer[func() []KeyState]
@@ -126,6 +129,10 @@ func New() *Metrics {
 			Name: "scgate_station_checks_total",
 			Help: "Station checks of callers scoped to stations, by result (allowed, missing, malformed, forbidden, route, too_large, unchecked).",
 		}, []string{"result"}),
+		TraceDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scgate_trace_spans_dropped_total",
+			Help: "Spans not exported to the trace collector, by reason: queue_full (ended while the export queue was full), export_failed (the collector refused them or did not answer in time).",
+		}, []string{"reason"}),
 		keyExpiryDesc: prometheus.NewDesc("scgate_key_expiry_timestamp_seconds",
 			"Unix time at which a key version expires (versions with an expiry only).", []string{"key", "prefix"}, nil),
 		keyActiveDesc: prometheus.NewDesc("scgate_key_active",
@@ -146,7 +153,7 @@ func New() *Metrics {
 		m.Requests, m.RequestDuration, m.UpstreamDuration, m.Inflight, m.RateLimitedTotal,
 		m.GatewayErrors, m.KeyRejections, m.VaultReloads, m.VaultLastSuccess, m.TLSCertExpiry,
 		m.RateLimitBackend, m.BuildInfo, m.ConnectionsRefused, m.TLSHandshakeErrors, m.BufferFallbacks,
-		m.StationChecks,
+		m.StationChecks, m.TraceDropped,
 		keyCollector{m},
 	)
 	m.Registry.MustRegister(m.cacheCollectors.collectors()...)
@@ -203,7 +210,11 @@ type Readiness func() error
 // not draining).
 func (m *Metrics) AdminHandler(ready Readiness) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{
+		// A scraper asking for OpenMetrics gets the duration exemplars
+		// (trace ids); the plain text format stays the default.
+		EnableOpenMetrics: true,
+	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

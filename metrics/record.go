@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The typed API: what the gateway records, with the label order known only
@@ -25,12 +27,31 @@ const (
 // Request records a finished request: scgate_requests_total and
 // scgate_request_duration_seconds.
 func (m *Metrics) Request(caller, method, route string, status int, elapsed time.Duration) {
+	m.RequestTraced(caller, method, route, status, elapsed, "")
+}
+
+// RequestTraced is Request with the request's trace id, which the duration
+// sample carries as its exemplar (shown with the OpenMetrics exposition);
+// "" adds none.
+func (m *Metrics) RequestTraced(caller, method, route string, status int, elapsed time.Duration, traceID string) {
 	if m == nil {
 		return
 	}
 	s := m.series.request(m, requestKey{caller: caller, method: method, route: route, status: status})
 	s.requests.Inc()
+	if eo, ok := s.duration.(prometheus.ExemplarObserver); ok && traceID != "" {
+		eo.ObserveWithExemplar(elapsed.Seconds(), prometheus.Labels{"trace_id": traceID})
+		return
+	}
 	s.duration.Observe(elapsed.Seconds())
+}
+
+// TraceSpansDropped counts n spans that were not exported, by reason
+// (tracing.DroppedQueueFull, tracing.DroppedExportFailed).
+func (m *Metrics) TraceSpansDropped(reason string, n int) {
+	if m != nil {
+		m.TraceDropped.WithLabelValues(reason).Add(float64(n))
+	}
 }
 
 // UpstreamAnswered records the time the broadcaster (panel) took to send

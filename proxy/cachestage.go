@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/scgate/scgate/proxy/cache"
 )
 
@@ -28,7 +30,9 @@ func (s cacheStage) RoundTrip(out *http.Request) (*http.Response, error) {
 	q := cache.Request{Panel: st.panel.cacheID, Key: st.keyName, Path: st.path}
 	resp, err := s.c.RoundTrip(out, q, s.next, func(ctx context.Context) (*http.Response, error) {
 		// The shared fetch works on its own copy of the request's state:
-		// the caller that started it may be gone before it ends.
+		// the caller that started it may be gone before it ends. Its
+		// client span joins the trace of the request that started it.
+		ctx = trace.ContextWithSpanContext(ctx, trace.SpanContextFromContext(out.Context()))
 		return s.next.RoundTrip(out.Clone(context.WithValue(ctx, stateKey{}, st.forFetch())))
 	})
 	if err == nil {

@@ -112,6 +112,7 @@ type envOptions struct {
 	hosts         []string
 	loopbackHosts bool
 	allowBrowsers bool
+	trace         proxy.TraceOptions // trace.go
 	// cache and panel are Options.Cache and Options.Panel.
 	cache *cache.Cache
 	panel string
@@ -170,6 +171,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Rejections: o.rejections, ReplayBodyBytes: o.replayBody, RejectionCheck: o.check, BufferBudget: o.bufferBudget,
 		TrustedProxies: o.proxies, ProxyHeaders: o.proxyHeaders, StripBearer: o.stripBearer,
 		Hosts: o.hosts, LoopbackHosts: o.loopbackHosts, AllowBrowsers: o.allowBrowsers,
+		Trace: o.trace,
 		Cache: o.cache,
 	}
 	if o.panel != "" {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 
 	"github.com/scgate/scgate/keyvault"
@@ -140,6 +141,8 @@ func (f *failover) RoundTrip(out *http.Request) (*http.Response, error) {
 	_, _ = io.CopyN(io.Discard, resp.Body, maxDiscard)
 	_ = resp.Body.Close()
 	st.retry.refused, st.version = refused, next
+	st.spanEvent("key.failover", attribute.String("scgate.refused_key_prefix", refused.Secret.Prefix()),
+		attribute.String("scgate.key_prefix", next.Secret.Prefix()))
 
 	resp, err = f.base.RoundTrip(retry)
 	if err == nil && resp.StatusCode == http.StatusForbidden && f.panel.confirm.refused(out.Context(), st, next, resp) {
@@ -153,6 +156,7 @@ func (f *failover) RoundTrip(out *http.Request) (*http.Response, error) {
 // cool-down is counted and logged (prefix only), the others are not.
 func (h *Handler) reject(st *state, v *keyvault.Version) {
 	until, first := h.rejections.Reject(v)
+	st.spanEvent("key.rejected", attribute.String("scgate.key_prefix", v.Secret.Prefix()))
 	if !first {
 		return
 	}

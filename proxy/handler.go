@@ -115,6 +115,9 @@ type Options struct {
 	// so the token never reaches the broadcaster. Other schemes, such as the
 	// broadcaster's own "Authorization: JWT ...", pass through.
 	StripBearer bool
+	// Trace configures the request spans (trace.go); the zero value traces
+	// nothing.
+	Trace TraceOptions
 	// Cache answers the routes its rules mark cacheable from stored
 	// answers, after every other stage has admitted the request; nil
 	// caches nothing. Its owner closes it.
@@ -142,6 +145,7 @@ type Handler struct {
 	strip      stripper
 	hosts      hostCheck
 	rp         *httputil.ReverseProxy
+	tracer     *tracer      // nil: no spans
 	cache      *cache.Cache // nil: nothing cached
 }
 
@@ -167,6 +171,7 @@ func New(opts Options) (*Handler, error) {
 		rejections: opts.Rejections,
 		replayBody: opts.ReplayBodyBytes,
 		strip:      newStripper(opts.TrustedProxies, opts.ProxyHeaders, opts.StripBearer),
+		tracer:     newTracer(opts.Trace),
 		cache:      opts.Cache,
 	}
 	hosts, err := newHostCheck(opts.Hosts, opts.LoopbackHosts, opts.AllowBrowsers)
@@ -269,7 +274,8 @@ type state struct {
 	bufferFallback string          // useRewrite or useReplay when the buffer budget was spent
 	station        StationDecision // the station stage's decision (station.go)
 	explainIn      *stationInput   // Explain's query and body, for the station stage
-	cache          string          // what the response cache did (cache.Outcome), "" when not cacheable
+	trace          traceState
+	cache          string // what the response cache did (cache.Outcome), "" when not cacheable
 
 	// Held here so that a request allocates them with its state, not one by one.
 	rec             recorder
@@ -335,6 +341,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	defer func() { h.budget.give(st.retry.reserved) }()
 	vault, e := h.decide(r.Context(), st, r, "", r.Method, r.Host, r.URL.EscapedPath())
 	if e != nil {
+		h.startSpan(r, st) // with the caller, when it was identified
 		return e
 	}
 	st.retry.key, _ = vault.KeyFor(st.caller, st.panel.name)
@@ -351,7 +358,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	if e := h.prepareReplay(r, st); e != nil {
 		return e
 	}
-	st.ctx = stateContext{Context: r.Context(), st: st}
+	ctx := h.startSpan(r, st)
+	st.ctx = stateContext{Context: ctx, st: st}
 	out := r.WithContext(&st.ctx)
 	if st.panelPrefix != "" {
 		out.URL = forwardURL(r, st.forwardPath)
@@ -479,6 +487,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(st.panel.upstream)
 	out := pr.Out
 	h.strip.outbound(out.Header)
+	h.outboundTrace(out.Header, st)
 	preventReplay(out)
 	st.keyHeader[0] = st.version.Secret.Value()
 	out.Header["SC-API-KEY"] = st.keyHeader[:]

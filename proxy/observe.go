@@ -55,7 +55,14 @@ func (h *Handler) observe(r *http.Request, st *state) {
 	if status == 0 {
 		status = statusClientClosed
 	}
-	h.metrics.Request(caller, methodLabel(r.Method), st.route, status, elapsed)
+	h.startSpan(r, st) // a request refused before identification has none yet
+	traceID, sampled := st.traceID()
+	exemplar := ""
+	if sampled {
+		exemplar = traceID
+	}
+	h.metrics.RequestTraced(caller, methodLabel(r.Method), st.route, status, elapsed, exemplar)
+	h.endSpan(r, st, caller, status)
 	if ce := h.log.Check(zap.InfoLevel, "request"); ce != nil {
 		// One allocation for the line's fields, sized for the longest line.
 		fields := make([]zap.Field, 0, 20)
@@ -72,6 +79,9 @@ func (h *Handler) observe(r *http.Request, st *state) {
 			zap.Int64("bytes_out", st.bytesOut),
 			zap.String("remote", r.RemoteAddr),
 		)
+		if traceID != "" {
+			fields = append(fields, zap.String("trace_id", traceID))
+		}
 		if !st.known && st.caller != "" {
 			// Identified, but not in the vault: who it was, for ops.
 			fields = append(fields, zap.String("identity", st.caller))

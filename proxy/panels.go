@@ -127,8 +127,13 @@ func (h *Handler) newPanels(opts Options) error {
 		if transport == nil {
 			transport = NewTransport(TransportOptions{})
 		}
-		base := retryTransport{transport}
 		pn := &panel{name: p.Name, upstream: p.Upstream, upstreamHost: hostPort(p.Upstream)}
+		if h.tracer != nil {
+			// Innermost, so that every attempt (a retry, a standby key, the
+			// rejection probe) has its own client span.
+			transport = tracedTransport{base: transport, tracer: h.tracer, host: pn.upstreamHost}
+		}
+		base := retryTransport{transport}
 		pn.cacheID = p.Name + " " + p.Upstream.Scheme + "://" + pn.upstreamHost
 		var err error
 		if pn.confirm, err = newConfirmer(opts.RejectionCheck, p.Upstream, base, h.log.Named("rejection").With(zapPanel(p.Name))); err != nil {

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // retryTransport resends a request to the broadcaster at most once, and only
@@ -19,6 +21,8 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err == nil || !retryable(req, err) {
 		return resp, err
 	}
+	st, _ := req.Context().Value(stateKey{}).(*state)
+	st.spanEvent("upstream.retry", attribute.String("reason", "dial"))
 	return t.base.RoundTrip(req)
 }
 

@@ -34,6 +34,7 @@ type Config struct {
 	Policy    Policy              `toml:"policy" reload:"live"`
 	Log       Log                 `toml:"log"`
 	Rotation  Rotation            `toml:"rotation"`
+	Tracing   Tracing             `toml:"tracing"`
 	Cache     Cache               `toml:"cache"`
 
 	singleUpstream bool // [upstream] was written
@@ -130,6 +131,7 @@ func (c *Config) applyDefaults() {
 	c.Limits.defaults()
 	c.Log.defaults()
 	c.Rotation.defaults()
+	c.Tracing.defaults()
 	c.Cache.defaults()
 }
 
@@ -139,6 +141,7 @@ func (c *Config) resolvePaths(dir string) {
 	for _, p := range []*string{&c.Server.CertFile, &c.Server.KeyFile, &c.Server.ClientCAFile,
 		&c.Upstream.CAFile, &c.Vault.File, &c.Vault.AgeIdentityFile, &c.Server.ACME.Storage, &c.Server.ACME.CARootsFile,
 		&c.Identity.JWT.JWKSFile, &c.Identity.JWT.CAFile, &c.Identity.JWT.TokenFile, &c.Limits.Redis.PasswordFile,
+		&c.Tracing.CAFile, &c.Tracing.CertFile, &c.Tracing.KeyFile, &c.Tracing.HeadersFile,
 		&c.Admin.PasswordFile, &c.Admin.CertFile, &c.Admin.KeyFile, &c.Admin.ClientCAFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
@@ -172,6 +175,7 @@ func (c *Config) validate() error {
 	c.Policy.validate(p)
 	c.Log.validate(p)
 	c.Rotation.validate(p, c)
+	c.Tracing.validate(p)
 	c.validateBuffers(p)
 	c.Cache.validate(p, c)
 	return errors.Join(p.errs...)

@@ -38,6 +38,14 @@ func (c *Config) keyFiles() []keyFile {
 	if p := c.Limits.Redis.PasswordFile; p != "" {
 		files = append(files, keyFile{"limits.redis.password_file", p, true})
 	}
+	if c.Tracing.Enabled {
+		// The collector's token, and the key of scgate's client certificate.
+		for _, f := range []keyFile{{"tracing.headers_file", c.Tracing.HeadersFile, true}, {"tracing.key_file", c.Tracing.KeyFile, true}} {
+			if f.path != "" {
+				files = append(files, f)
+			}
+		}
+	}
 	return files
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/scgate/scgate/proxy/policy"
 	"github.com/scgate/scgate/proxy/ratelimit"
 	"github.com/scgate/scgate/proxy/tlsconf"
+	"github.com/scgate/scgate/tracing"
 )
 
 // Options configures Build.
@@ -61,7 +62,8 @@ type Gateway struct {
 	redis      *ratelimit.Redis // backend = "redis", not in a dry run
 	policy     *policy.Holder
 	handler    *proxy.Handler
-	cache      *cache.Cache // [cache] with routes; nil without
+	tracing    *tracing.Provider // tracing.enabled, not in a dry run
+	cache      *cache.Cache      // [cache] with routes; nil without
 
 	tlsConfig *tls.Config
 	certs     *tlsconf.Files                // tls = "files"
@@ -153,6 +155,8 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 	add(ierr)
 	add(g.buildTLS())
 	add(g.buildAdmin())
+	trace, trerr := g.buildTracing()
+	add(trerr)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -173,6 +177,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 		RejectionCheck: cfg.Rotation.RejectionCheck(),
 		TrustedProxies: proxies, ProxyHeaders: proxyHeaders, StripBearer: cfg.Identity.JWT.Set(),
 		Hosts: cfg.Server.Hosts, LoopbackHosts: cfg.LoopbackListener(), AllowBrowsers: cfg.Server.AllowBrowsers,
+		Trace: trace,
 		Cache: g.cache,
 	})
 	if err != nil {
@@ -278,6 +283,49 @@ func loadVault(cfg *config.Config, ids []age.Identity, now func() time.Time) (*k
 	return keyvault.Load(cfg.Vault.File, keyvault.LoadOptions{Now: now, Identities: ids, Panels: cfg.PanelNames()})
 }
 
+// buildTracing makes the tracer provider of [tracing] (none in a dry run,
+// which only reads and checks its files and settings).
+func (g *Gateway) buildTracing() (proxy.TraceOptions, error) {
+	cfg := g.cfg
+	to := cfg.Tracing.TraceOptions()
+	if !cfg.Tracing.Enabled {
+		return to, nil
+	}
+	o, err := cfg.TracingOptions()
+	if err != nil {
+		return to, err
+	}
+	if g.opts.DryRun {
+		return to, nil
+	}
+	o.Version, o.Logger = g.opts.Version, g.log.Named("tracing")
+	o.Dropped = g.metrics.TraceSpansDropped
+	g.metrics.TraceSpansDropped(tracing.DroppedQueueFull, 0)
+	g.metrics.TraceSpansDropped(tracing.DroppedExportFailed, 0)
+	if g.tracing, err = tracing.New(o); err != nil {
+		return to, cfg.Wrap(err, "tracing")
+	}
+	to.Provider = g.tracing.TracerProvider()
+	return to, nil
+}
+
+// shutdownTracing exports the spans still queued, for at most a few
+// seconds: a collector that is down must not hold the exit.
+func (g *Gateway) shutdownTracing() {
+	if g.tracing == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), tracingShutdownTimeout)
+	defer cancel()
+	if err := g.tracing.Shutdown(ctx); err != nil {
+		g.log.Warn("spans still queued at exit were not all exported", zap.Error(err))
+	}
+	g.tracing = nil
+}
+
+// tracingShutdownTimeout bounds the last export at exit.
+const tracingShutdownTimeout = 5 * time.Second
+
 // buildPanels makes each panel with its own transport (and so its own
 // connection pool) towards its broadcaster.
 func (g *Gateway) buildPanels() ([]proxy.Panel, error) {
@@ -340,6 +388,7 @@ func (g *Gateway) Close() {
 	if g.redis != nil {
 		_ = g.redis.Close()
 	}
+	g.shutdownTracing()
 }
 
 // Config is the config the gateway was built from.

@@ -89,6 +89,7 @@ func (g *Gateway) Run(ctx context.Context, hup <-chan os.Signal) error {
 	if g.redis != nil {
 		_ = g.redis.Close()
 	}
+	g.shutdownTracing()
 	if cause := context.Cause(runCtx); err == nil && ctx.Err() == nil && cause != nil {
 		err = cause // a failure that stopped the gateway, not a signal
 	}

@@ -112,6 +112,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "scgate.vaultDir" -}}/etc/scgate/vault{{- end -}}
 {{- define "scgate.tlsDir" -}}/etc/scgate/tls{{- end -}}
 {{- define "scgate.upstreamCADir" -}}/etc/scgate/upstream-ca{{- end -}}
+{{- define "scgate.tracingHeadersDir" -}}/etc/scgate/tracing-headers{{- end -}}
+{{- define "scgate.tracingCADir" -}}/etc/scgate/tracing-ca{{- end -}}
 {{- define "scgate.adminAuthDir" -}}/etc/scgate/admin-auth{{- end -}}
 
 {{/*
@@ -279,6 +281,26 @@ trust_domains = {{ include "scgate.trustDomains" . }}
 
 [log]
 {{- include "scgate.kv" (dict "map" $v.log "keys" (list "level=level" "format=format")) }}
+{{- if $v.tracing.enabled }}
+
+[tracing]
+enabled = true
+{{- include "scgate.kv" (dict "map" $v.tracing "keys" (list "endpoint=endpoint" "protocol=protocol" "insecure=insecure" "serviceName=service_name" "trustedCallers=trusted_callers" "trustProxies=trust_proxies" "maxQueueSize=max_queue_size")) }}
+sample_ratio = {{ printf "%g" (float64 $v.tracing.sampleRatio) }}
+{{- if $v.tracing.headersSecret }}
+headers_file = "{{ include "scgate.tracingHeadersDir" . }}/headers"
+{{- end }}
+{{- if $v.tracing.caConfigMap }}
+ca_file = "{{ include "scgate.tracingCADir" . }}/ca.crt"
+{{- end }}
+{{- with $v.tracing.resourceAttributes }}
+
+[tracing.resource_attributes]
+{{- range $k, $val := . }}
+{{ $k | quote }} = {{ $val | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -357,6 +379,16 @@ initContainers entry with restartPolicy: Always. App charts include it:
       mountPath: {{ include "scgate.upstreamCADir" . }}
       readOnly: true
     {{- end }}
+    {{- if and .Values.tracing.enabled .Values.tracing.headersSecret }}
+    - name: scgate-tracing-headers
+      mountPath: {{ include "scgate.tracingHeadersDir" . }}
+      readOnly: true
+    {{- end }}
+    {{- if and .Values.tracing.enabled .Values.tracing.caConfigMap }}
+    - name: scgate-tracing-ca
+      mountPath: {{ include "scgate.tracingCADir" . }}
+      readOnly: true
+    {{- end }}
     {{- if .Values.admin.basicAuthSecret }}
     - name: scgate-admin-auth
       mountPath: {{ include "scgate.adminAuthDir" . }}
@@ -386,6 +418,17 @@ initContainers entry with restartPolicy: Always. App charts include it:
 - name: scgate-upstream-ca
   configMap:
     name: {{ .Values.upstream.caConfigMap }}
+{{- end }}
+{{- if and .Values.tracing.enabled .Values.tracing.headersSecret }}
+- name: scgate-tracing-headers
+  secret:
+    secretName: {{ .Values.tracing.headersSecret }}
+    defaultMode: 0440
+{{- end }}
+{{- if and .Values.tracing.enabled .Values.tracing.caConfigMap }}
+- name: scgate-tracing-ca
+  configMap:
+    name: {{ .Values.tracing.caConfigMap }}
 {{- end }}
 {{- if .Values.admin.basicAuthSecret }}
 - name: scgate-admin-auth

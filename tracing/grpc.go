@@ -1,0 +1,9 @@
+package tracing
+
+import (
+	"crypto/tls"
+
+	"google.golang.org/grpc/credentials"
+)
+
+func grpcTLS(c *tls.Config) credentials.TransportCredentials { return credentials.NewTLS(c) }
