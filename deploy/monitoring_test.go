@@ -372,6 +372,20 @@ func TestDashboard(t *testing.T) {
 	for _, q := range dashboardQueries(t, d) {
 		metricNames(t, q) // parse errors are reported there
 	}
+	// Several panels: the broadcaster's latency and the requests sent to it
+	// are shown per panel, with a panel variable to pick some.
+	perPanel := 0
+	for _, q := range dashboardQueries(t, d) {
+		if strings.Contains(q, "by (panel") && strings.Contains(q, `panel=~"$panel"`) {
+			perPanel++
+		}
+	}
+	if perPanel < 3 {
+		t.Errorf("%d queries are per panel (by (panel...) with panel=~\"$panel\"); want the latency, rejections and requests sent", perPanel)
+	}
+	if _, ok := dashboardQueries(t, d)["variable panel"]; !ok {
+		t.Error("no panel variable")
+	}
 	for metric, panelType := range map[string]string{
 		"scgate_requests_total":                  "timeseries",
 		"scgate_request_duration_seconds_bucket": "timeseries",

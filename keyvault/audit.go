@@ -107,19 +107,18 @@ func (c *Changes) diffActive(old, cur *Vault, now time.Time, curVersions map[ver
 
 func (c *Changes) diffCallers(old, cur *Vault) {
 	for _, caller := range cur.Callers() {
-		k, _ := cur.KeyOf(caller)
-		prev, had := old.KeyOf(caller)
-		switch {
+		k := cur.keysLabel(caller)
+		_, had := old.KeyOf(caller)
+		switch prev := old.keysLabel(caller); {
 		case !had:
-			c.CallersAdded = append(c.CallersAdded, caller+" -> "+k.Name)
-		case prev.Name != k.Name:
-			c.CallersMoved = append(c.CallersMoved, caller+": "+prev.Name+" -> "+k.Name)
+			c.CallersAdded = append(c.CallersAdded, caller+" -> "+k)
+		case prev != k:
+			c.CallersMoved = append(c.CallersMoved, caller+": "+prev+" -> "+k)
 		}
 	}
 	for _, caller := range old.Callers() {
 		if _, ok := cur.KeyOf(caller); !ok {
-			k, _ := old.KeyOf(caller)
-			c.CallersRemoved = append(c.CallersRemoved, caller+" (was "+k.Name+")")
+			c.CallersRemoved = append(c.CallersRemoved, caller+" (was "+old.keysLabel(caller)+")")
 		}
 	}
 }

@@ -15,11 +15,11 @@ import (
 )
 
 // versionFieldList names the fields a [[keys.NAME]] entry may have.
-const versionFieldList = "secret, secret_file, not_before, expires"
+const versionFieldList = "secret, secret_file, not_before, expires, upstream"
 
 func isVersionField(f string) bool {
 	switch f {
-	case "secret", "secret_file", "not_before", "expires":
+	case "secret", "secret_file", "not_before", "expires", "upstream":
 		return true
 	}
 	return false
@@ -59,6 +59,7 @@ func (c *checker) keys(raw any) map[string]*Key {
 				k.Versions = append(k.Versions, v)
 			}
 		}
+		c.keyPanel(k, list)
 	}
 	return keys
 }
@@ -92,7 +93,7 @@ func (c *checker) version(key string, i int, raw any) *Version {
 	for _, f := range sortedKeys(m) {
 		if !isVersionField(f) {
 			c.fail(c.ix.Line(append(path, f)...), "unknown field %s in %s (allowed: %s)%s",
-				c.show(f), where, versionFieldList, suggest(f, "secret", "secret_file", "not_before", "expires"))
+				c.show(f), where, versionFieldList, suggest(f, "secret", "secret_file", "not_before", "expires", "upstream"))
 		}
 	}
 	v := &Version{Key: key, Index: i, Line: line}
@@ -212,9 +213,11 @@ func (c *checker) secretFile(raw any, line int, where string) (Secret, string) {
 	return newSecret(s), p
 }
 
-// callers validates [callers] against the keys found.
-func (c *checker) callers(raw any, keys map[string]*Key) map[string]*Key {
-	callers := make(map[string]*Key)
+// callers validates [callers] against the keys found. A caller's value is a
+// key name, or a table of panel = "key name" for a caller with keys on
+// several panels.
+func (c *checker) callers(raw any, keys map[string]*Key) map[string]callerKeys {
+	callers := make(map[string]callerKeys)
 	if raw == nil {
 		return callers
 	}
@@ -228,26 +231,37 @@ func (c *checker) callers(raw any, keys map[string]*Key) map[string]*Key {
 		if !c.validName(line, "caller", name) {
 			continue
 		}
-		keyName, ok := tbl[name].(string)
-		switch {
-		case !ok:
-			hint := ""
-			if _, isTable := tbl[name].(map[string]any); isTable {
-				hint = " (quote caller names that contain dots: \"a.b\" = \"key\")"
+		switch val := tbl[name].(type) {
+		case string:
+			if k := c.callerKey(line, name, val, keys); k != nil {
+				callers[name] = oneKey(k)
 			}
-			c.fail(line, "caller %s must name a key with a string, not %s%s", c.show(name), typeName(tbl[name]), hint)
-		case keyName == "":
-			c.fail(line, "caller %s names an empty key: write the name of a [[keys.NAME]] key", c.show(name))
-		case keys[keyName] != nil:
-			callers[name] = keys[keyName]
-		case c.looksLikeSecret(keyName):
-			c.fail(line, "caller %s names a key that is not defined, and the value looks like a secret (prefix %s): write the key's name here, never its secret",
-				c.show(name), Prefix(keyName))
+		case map[string]any:
+			if ck, ok := c.callerTable(name, val, keys); ok {
+				callers[name] = ck
+			}
 		default:
-			c.fail(line, "caller %s names key %q, which is not defined: add [[keys.%s]] or fix the name", c.show(name), keyName, keyName)
+			c.fail(line, "caller %s must name a key with a string, or its key on each panel with a table, not %s", c.show(name), typeName(val))
 		}
 	}
 	return callers
+}
+
+// callerKey resolves the key name a caller's entry gives, or reports why it
+// cannot (nil).
+func (c *checker) callerKey(line int, name, keyName string, keys map[string]*Key) *Key {
+	switch {
+	case keyName == "":
+		c.fail(line, "caller %s names an empty key: write the name of a [[keys.NAME]] key", c.show(name))
+	case keys[keyName] != nil:
+		return keys[keyName]
+	case c.looksLikeSecret(keyName):
+		c.fail(line, "caller %s names a key that is not defined, and the value looks like a secret (prefix %s): write the key's name here, never its secret",
+			c.show(name), Prefix(keyName))
+	default:
+		c.fail(line, "caller %s names key %q, which is not defined: add [[keys.%s]] or fix the name", c.show(name), keyName, keyName)
+	}
+	return nil
 }
 
 // looksLikeSecret guards the one place where a value the operator wrote is

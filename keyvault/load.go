@@ -37,6 +37,10 @@ type LoadOptions struct {
 	// Identities decrypt a vault encrypted with age (see [IsEncrypted]). A
 	// plain vault needs none.
 	Identities []age.Identity
+	// Panels are the configured panels (upstreams) a key's upstream field
+	// and a caller's panel table may name. Empty means one panel,
+	// DefaultPanel, which keys need not name.
+	Panels []string
 }
 
 func (o LoadOptions) withDefaults() LoadOptions {
@@ -113,7 +117,8 @@ func load(path string, opts LoadOptions) result {
 }
 
 func parse(path string, data []byte, opts LoadOptions) result {
-	c := &checker{path: path, file: path, dir: filepath.Dir(path), opts: opts, h: sha256.New(), seen: make(map[string]string)}
+	c := &checker{path: path, file: path, dir: filepath.Dir(path), opts: opts, h: sha256.New(), seen: make(map[string]string),
+		panels: opts.panelSet()}
 	if IsEncrypted(data) {
 		plain, err := decrypt(data, opts.Identities)
 		if err != nil {
@@ -158,6 +163,8 @@ type checker struct {
 	errs  []*ParseError
 	seen  map[string]string // secret value → where it was first defined
 	files []string
+	// panels are the panel names keys may name, sorted.
+	panels []string
 }
 
 func (c *checker) fail(line int, format string, args ...any) {
@@ -217,6 +224,7 @@ func (c *checker) build(doc map[string]any) *Vault {
 		path:      c.path,
 		keys:      keys,
 		callers:   callers,
+		panels:    c.panels,
 		callersOf: make(map[string][]string),
 	}
 	for _, name := range sortedKeys(keys) {
@@ -224,8 +232,9 @@ func (c *checker) build(doc map[string]any) *Vault {
 	}
 	v.callerNames = sortedKeys(callers)
 	for _, caller := range v.callerNames {
-		k := callers[caller].Name
-		v.callersOf[k] = append(v.callersOf[k], caller)
+		for _, k := range callers[caller].byPanel {
+			v.callersOf[k.Name] = append(v.callersOf[k.Name], caller)
+		}
 	}
 	slices.Sort(c.files)
 	v.secretFiles = slices.Compact(c.files)

@@ -80,7 +80,10 @@ const (
 // Key is a named key with its versions. Keys belong to an immutable [Vault]:
 // treat them as read-only.
 type Key struct {
-	Name     string
+	Name string
+	// Panel is the panel (upstream) the key belongs to; it is only ever
+	// sent there.
+	Panel    string
 	Versions []*Version // in file order
 
 	// noValid is built once at load, so that Select reports a key without a
@@ -176,14 +179,16 @@ type Vault struct {
 	path        string
 	keys        map[string]*Key
 	sortedKeys  []*Key
-	callers     map[string]*Key
+	callers     map[string]callerKeys
+	panels      []string            // the configured panels, sorted
 	callerNames []string            // sorted
 	callersOf   map[string][]string // key name → sorted caller names
 	secretFiles []string            // resolved secret_file paths, sorted, unique
 	digest      [32]byte
 }
 
-// Select returns the version of the caller's key to use at now. It returns
+// Select returns the version of the caller's key to use at now (for a
+// caller with keys on several panels, use KeyFor and Key.Active). It returns
 // [ErrUnknownCaller] when the caller is not in [callers] (also for a nil
 // Vault), and an error wrapping [ErrNoValidKey], naming the key, when the key
 // has no version valid at now. It does not allocate.
@@ -191,8 +196,8 @@ func (v *Vault) Select(caller string, now time.Time) (*Version, error) {
 	if v == nil {
 		return nil, ErrUnknownCaller
 	}
-	k, ok := v.callers[caller]
-	if !ok {
+	k, ok := v.KeyOf(caller)
+	if !ok || k == nil {
 		return nil, ErrUnknownCaller
 	}
 	if ver := k.Active(now); ver != nil {
@@ -207,8 +212,8 @@ func (v *Vault) SelectAvoiding(caller string, now time.Time, rej *Rejections) (*
 	if v == nil {
 		return nil, ErrUnknownCaller
 	}
-	k, ok := v.callers[caller]
-	if !ok {
+	k, ok := v.KeyOf(caller)
+	if !ok || k == nil {
 		return nil, ErrUnknownCaller
 	}
 	if ver := k.Pick(now, rej); ver != nil {
@@ -226,12 +231,14 @@ func (v *Vault) Key(name string) *Key {
 }
 
 // KeyOf returns the key the caller uses, and whether the caller is known.
+// For a caller holding keys on several panels the key is nil: use
+// [Vault.KeyFor] with the panel.
 func (v *Vault) KeyOf(caller string) (*Key, bool) {
 	if v == nil {
 		return nil, false
 	}
-	k, ok := v.callers[caller]
-	return k, ok
+	ck, ok := v.callers[caller]
+	return ck.only, ok
 }
 
 // Callers returns every caller name, sorted.

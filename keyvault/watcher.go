@@ -40,6 +40,8 @@ type WatcherOptions struct {
 	Now func() time.Time
 	// Identities decrypt an age-encrypted vault (see LoadOptions).
 	Identities []age.Identity
+	// Panels are the configured panels (see LoadOptions).
+	Panels []string
 	// OnReload, if set, is called after every reload attempt that is
 	// reported: every forced Reload, every change of the files, the first
 	// failure of a given kind, and the recovery from it. It is not called for
@@ -81,7 +83,7 @@ func NewWatcher(opts WatcherOptions) (*Watcher, error) {
 	}
 	w := &Watcher{
 		path:          opts.Path,
-		loadOpts:      LoadOptions{Now: opts.Now, Identities: opts.Identities}.withDefaults(),
+		loadOpts:      LoadOptions{Now: opts.Now, Identities: opts.Identities, Panels: opts.Panels}.withDefaults(),
 		poll:          opts.PollInterval,
 		disableNotify: opts.DisableNotify,
 		log:           opts.Logger,

@@ -73,9 +73,9 @@ func New() *Metrics {
 		}, []string{"caller", "route"}),
 		UpstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "scgate_upstream_duration_seconds",
-			Help:    "Time the broadcaster took to answer with response headers, by route.",
+			Help:    "Time the broadcaster took to answer with response headers, by panel and route.",
 			Buckets: buckets,
-		}, []string{"route"}),
+		}, []string{"panel", "route"}),
 		Inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "scgate_inflight_requests",
 			Help: "Requests currently being handled.",
@@ -90,8 +90,8 @@ func New() *Metrics {
 		}, []string{"code"}),
 		KeyRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scgate_upstream_key_rejections_total",
-			Help: "Times the broadcaster refused a key version (403) and scgate set it aside for a cool-down, by key name and prefix (once per cool-down, not per request).",
-		}, []string{"key", "prefix"}),
+			Help: "Times the broadcaster refused a key version (403) and scgate set it aside for a cool-down, by panel, key name and prefix (once per cool-down, not per request).",
+		}, []string{"panel", "key", "prefix"}),
 		VaultReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scgate_vault_reloads_total",
 			Help: "Vault reload attempts, by result (success, error).",

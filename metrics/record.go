@@ -15,6 +15,7 @@ import (
 const (
 	ScopeCaller   = "caller"
 	ScopeKey      = "key"
+	ScopePanel    = "panel"
 	ResultSuccess = "success"
 	ResultError   = "error"
 	// UnknownCaller is the caller label of a request whose caller is not in
@@ -53,13 +54,13 @@ func (m *Metrics) TraceSpansDropped(reason string, n int) {
 	}
 }
 
-// UpstreamAnswered records the time the broadcaster took to send response
-// headers for route.
-func (m *Metrics) UpstreamAnswered(route string, elapsed time.Duration) {
+// UpstreamAnswered records the time the broadcaster (panel) took to send
+// response headers for route. Panels are bounded by the configuration.
+func (m *Metrics) UpstreamAnswered(panel, route string, elapsed time.Duration) {
 	if m == nil {
 		return
 	}
-	m.series.upstreamDuration(m, route).Observe(elapsed.Seconds())
+	m.series.upstreamDuration(m, upstreamKey{panel, route}).Observe(elapsed.Seconds())
 }
 
 // RequestStarted and RequestDone keep scgate_inflight_requests.
@@ -77,7 +78,7 @@ func (m *Metrics) RequestDone() {
 }
 
 // RateLimited counts a request refused with 429 by the limit of scope
-// (ScopeCaller or ScopeKey).
+// (ScopeCaller, ScopeKey or ScopePanel).
 func (m *Metrics) RateLimited(caller, scope string) {
 	if m != nil {
 		m.RateLimitedTotal.WithLabelValues(caller, scope).Inc()
@@ -99,9 +100,9 @@ func (m *Metrics) StationCheck(result string) {
 }
 
 // KeyRejected counts a key version set aside after the broadcaster refused it.
-func (m *Metrics) KeyRejected(key, prefix string) {
+func (m *Metrics) KeyRejected(panel, key, prefix string) {
 	if m != nil {
-		m.KeyRejections.WithLabelValues(key, prefix).Inc()
+		m.KeyRejections.WithLabelValues(panel, key, prefix).Inc()
 	}
 }
 
@@ -138,8 +139,8 @@ func (m *Metrics) RateLimitBackendUp(up bool) {
 	m.RateLimitBackend.Set(v)
 }
 
-// KeyVersion names one version of a vault key by its prefix.
-type KeyVersion struct{ Key, Prefix string }
+// KeyVersion names one version of a vault key by its panel and prefix.
+type KeyVersion struct{ Panel, Key, Prefix string }
 
 // Prepare creates the series that counters will have once the first event
 // happens, at 0, so that increase() and rate() see that first event: a
@@ -156,7 +157,7 @@ func (m *Metrics) Prepare(callers []string, versions []KeyVersion) {
 		m.RateLimitedTotal.WithLabelValues(c, ScopeKey)
 	}
 	for _, v := range versions {
-		m.KeyRejections.WithLabelValues(v.Key, v.Prefix)
+		m.KeyRejections.WithLabelValues(v.Panel, v.Key, v.Prefix)
 	}
 }
 

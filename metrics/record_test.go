@@ -14,7 +14,7 @@ import (
 func TestTypedAPIAndPreparedSeries(t *testing.T) {
 	m := New()
 	m.SetBuildInfo("v1.2.3", "abc123", "go1.26.0")
-	m.Prepare([]string{"svc"}, []KeyVersion{{Key: "k", Prefix: "Abcdefgh"}})
+	m.Prepare([]string{"svc"}, []KeyVersion{{Panel: "default", Key: "k", Prefix: "Abcdefgh"}})
 	srv := httptest.NewServer(m.AdminHandler(func() error { return nil }))
 	defer srv.Close()
 	_, before := get(t, srv.URL+"/metrics")
@@ -22,7 +22,7 @@ func TestTypedAPIAndPreparedSeries(t *testing.T) {
 		`scgate_build_info{goversion="go1.26.0",revision="abc123",version="v1.2.3"} 1`,
 		`scgate_rate_limited_total{caller="svc",scope="caller"} 0`,
 		`scgate_rate_limited_total{caller="svc",scope="key"} 0`,
-		`scgate_upstream_key_rejections_total{key="k",prefix="Abcdefgh"} 0`,
+		`scgate_upstream_key_rejections_total{key="k",panel="default",prefix="Abcdefgh"} 0`,
 		`scgate_vault_reloads_total{result="error"} 0`,
 	} {
 		if !strings.Contains(before, want) {
@@ -33,7 +33,7 @@ func TestTypedAPIAndPreparedSeries(t *testing.T) {
 	m.Request("svc", "GET", "/api/v2/history/", 429, 5*time.Millisecond)
 	m.RateLimited("svc", ScopeKey)
 	m.GatewayError("rate_limited")
-	m.KeyRejected("k", "Abcdefgh")
+	m.KeyRejected("default", "k", "Abcdefgh")
 	m.VaultReload(false)
 	m.CertExpiry("server", time.Unix(2000000000, 0))
 	m.RateLimitBackendUp(false)
@@ -43,7 +43,7 @@ func TestTypedAPIAndPreparedSeries(t *testing.T) {
 		`scgate_request_duration_seconds_count{caller="svc",route="/api/v2/history/"} 1`,
 		`scgate_rate_limited_total{caller="svc",scope="key"} 1`,
 		`scgate_gateway_errors_total{code="rate_limited"} 1`,
-		`scgate_upstream_key_rejections_total{key="k",prefix="Abcdefgh"} 1`,
+		`scgate_upstream_key_rejections_total{key="k",panel="default",prefix="Abcdefgh"} 1`,
 		`scgate_vault_reloads_total{result="error"} 1`,
 		`scgate_tls_cert_expiry_timestamp_seconds{name="server"} 2e+09`,
 		`scgate_ratelimit_backend_up 0`,

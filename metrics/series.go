@@ -28,11 +28,11 @@ type requestSeries struct {
 type seriesCache struct {
 	mu       sync.RWMutex
 	requests map[requestKey]requestSeries
-	upstream map[string]prometheus.Observer // by route
+	upstream map[upstreamKey]prometheus.Observer
 }
 
 func newSeriesCache() *seriesCache {
-	return &seriesCache{requests: make(map[requestKey]requestSeries), upstream: make(map[string]prometheus.Observer)}
+	return &seriesCache{requests: make(map[requestKey]requestSeries), upstream: make(map[upstreamKey]prometheus.Observer)}
 }
 
 func (c *seriesCache) request(m *Metrics, k requestKey) requestSeries {
@@ -52,16 +52,19 @@ func (c *seriesCache) request(m *Metrics, k requestKey) requestSeries {
 	return s
 }
 
-func (c *seriesCache) upstreamDuration(m *Metrics, route string) prometheus.Observer {
+// upstreamKey is the label set of scgate_upstream_duration_seconds.
+type upstreamKey struct{ panel, route string }
+
+func (c *seriesCache) upstreamDuration(m *Metrics, k upstreamKey) prometheus.Observer {
 	c.mu.RLock()
-	o, ok := c.upstream[route]
+	o, ok := c.upstream[k]
 	c.mu.RUnlock()
 	if ok {
 		return o
 	}
-	o = m.UpstreamDuration.WithLabelValues(route)
+	o = m.UpstreamDuration.WithLabelValues(k.panel, k.route)
 	c.mu.Lock()
-	c.upstream[route] = o
+	c.upstream[k] = o
 	c.mu.Unlock()
 	return o
 }

@@ -25,7 +25,9 @@ func (s cacheStage) RoundTrip(out *http.Request) (*http.Response, error) {
 	if st == nil {
 		return s.next.RoundTrip(out)
 	}
-	q := cache.Request{Panel: s.h.panel, Key: st.keyName, Path: st.path}
+	// Keyed by the request's panel (its name and origin, so that fleets
+	// in front of different broadcasters sharing a Redis store never meet).
+	q := cache.Request{Panel: st.panel.cacheID, Key: st.keyName, Path: st.path}
 	// A shared fetch works on its own copy of the request's state, taken
 	// now: the caller that started it may be gone before it ends.
 	var own *state
@@ -47,5 +49,6 @@ func (s cacheStage) RoundTrip(out *http.Request) (*http.Response, error) {
 // version and its failover), for a fetch that may outlive the request.
 func (st *state) forFetch() *state {
 	return &state{id: st.id, idHeader: st.idHeader, start: st.start, caller: st.caller, known: st.known,
-		route: st.route, path: st.path, keyName: st.keyName, version: st.version, retry: st.retry}
+		route: st.route, path: st.path, keyName: st.keyName, version: st.version, retry: st.retry,
+		panel: st.panel, panelPrefix: st.panelPrefix}
 }

@@ -213,13 +213,15 @@ func TestUnidentifiedHTTP2ConnectionTimesOut(t *testing.T) {
 	}
 	known()
 
+	// The server's clock starts when it accepts, which can be before Dial
+	// returns here: start ours before dialling.
+	start := time.Now()
 	raw, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer raw.Close()
 	c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
-	start := time.Now()
 	if _, err := c.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")); err != nil {
 		t.Fatal(err)
 	}

@@ -145,6 +145,13 @@ func newEnv(t testing.TB, o envOptions) *env {
 		e.upstream = httptest.NewServer(o.upstream)
 	}
 	t.Cleanup(e.upstream.Close)
+	if o.vault == nil && o.panel != "" {
+		v, _, err := keyvault.Parse("test-vault.toml", []byte(testVault), keyvault.LoadOptions{Panels: []string{o.panel}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.vault = fixedVault{v}
+	}
 	if o.vault == nil {
 		o.vault = fixedVault{parseVault(t, testVault)}
 	}
@@ -158,15 +165,20 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.rt != nil {
 		rt = o.rt
 	}
-	h, err := proxy.New(proxy.Options{
+	opts := proxy.Options{
 		Upstream: u, Transport: rt, Identity: o.identity, Vault: o.vault,
 		Limiter: o.limiter, Policy: o.policy, Metrics: e.metrics, MaxBodyBytes: o.maxBody, Logger: o.logger,
 		Rejections: o.rejections, ReplayBodyBytes: o.replayBody, RejectionCheck: o.check, BufferBudget: o.bufferBudget,
 		TrustedProxies: o.proxies, ProxyHeaders: o.proxyHeaders, StripBearer: o.stripBearer,
 		Hosts: o.hosts, LoopbackHosts: o.loopbackHosts, AllowBrowsers: o.allowBrowsers,
 		Trace: o.trace,
-		Cache: o.cache, Panel: o.panel,
-	})
+		Cache: o.cache,
+	}
+	if o.panel != "" {
+		opts.Upstream, opts.Transport = nil, nil
+		opts.Panels = []proxy.Panel{{Name: o.panel, Upstream: u, Transport: rt}}
+	}
+	h, err := proxy.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

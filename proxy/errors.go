@@ -24,6 +24,12 @@ const (
 	CodeCrossSite           = "cross_site_request"
 	CodeUpstreamUnavailable = "upstream_unavailable"
 	CodeUpstreamTimeout     = "upstream_timeout"
+	// CodeUnknownPanel: the request names a panel the gateway does not
+	// serve, or names none while its caller holds keys on several (404).
+	CodeUnknownPanel = "unknown_panel"
+	// CodePanelForbidden: the caller holds no key on the panel the request
+	// names (403).
+	CodePanelForbidden = "panel_forbidden"
 
 	// Station scoping (station.go): the request names no station, names
 	// one in a way that is refused (repeated, not an integer, duplicate
@@ -50,6 +56,9 @@ type gatewayError struct {
 
 	// For rate_limited only: the limiter's decision, for the headers.
 	rl *ratelimit.Decision
+	// retryAfter, when positive, is the Retry-After of a refusal without a
+	// limiter decision (a panel's rate cap).
+	retryAfter int
 	// allow, for method_not_allowed, is the Allow header's value.
 	allow string
 	// close ends the connection after the answer (HTTP/1.x): the rest of
@@ -110,6 +119,8 @@ func (h *Handler) writeError(w http.ResponseWriter, st *state, e *gatewayError) 
 	if e.rl != nil {
 		hdr.Set("Retry-After", strconv.Itoa(e.rl.RetryAfterSeconds()))
 		setRateLimitHeaders(hdr, e.rl, nil)
+	} else if e.retryAfter > 0 {
+		hdr.Set("Retry-After", strconv.Itoa(e.retryAfter))
 	}
 	body, _ := json.Marshal(errorBody{Error: e.code, Message: e.msg, RequestID: st.id})
 	body = append(body, '\n')

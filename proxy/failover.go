@@ -99,8 +99,9 @@ func (rs *retryState) getBody() (io.ReadCloser, error) {
 // failover is the transport of the forward stage: it retries a request
 // refused for its key, as described above.
 type failover struct {
-	base http.RoundTripper
-	h    *Handler
+	base  http.RoundTripper
+	h     *Handler
+	panel *panel // the panel base sends to; keys and probes are its own
 }
 
 func (f *failover) RoundTrip(out *http.Request) (*http.Response, error) {
@@ -113,17 +114,17 @@ func (f *failover) RoundTrip(out *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	refused := st.version
-	if !f.h.confirm.refused(out.Context(), st, refused, resp) {
+	if !f.panel.confirm.refused(out.Context(), st, refused, resp) {
 		return resp, nil
 	}
 	// The confirmation may have waited: the standby comes from the vault in
 	// force now, and a caller removed meanwhile gets no retry.
-	key, ok := f.h.vault.Current().KeyOf(st.caller)
-	if ok {
+	key, _ := f.h.vault.Current().KeyFor(st.caller, f.panel.name)
+	if key != nil {
 		st.retry.key = key
 	}
 	f.h.reject(st, refused)
-	if !ok {
+	if key == nil {
 		return resp, nil
 	}
 	next := key.Standby(f.h.now(), refused, f.h.rejections)
@@ -144,7 +145,7 @@ func (f *failover) RoundTrip(out *http.Request) (*http.Response, error) {
 		attribute.String("scgate.key_prefix", next.Secret.Prefix()))
 
 	resp, err = f.base.RoundTrip(retry)
-	if err == nil && resp.StatusCode == http.StatusForbidden && f.h.confirm.refused(out.Context(), st, next, resp) {
+	if err == nil && resp.StatusCode == http.StatusForbidden && f.panel.confirm.refused(out.Context(), st, next, resp) {
 		// Refused too: no second retry, but no later request should use it.
 		f.h.reject(st, next)
 	}
@@ -159,12 +160,12 @@ func (h *Handler) reject(st *state, v *keyvault.Version) {
 	if !first {
 		return
 	}
-	h.metrics.KeyRejected(v.Key, v.Secret.Prefix())
+	h.metrics.KeyRejected(st.panel.name, v.Key, v.Secret.Prefix())
 	standby := "none"
 	if next := st.retry.key.Standby(h.now(), v, h.rejections); next != nil {
 		standby = next.Secret.Prefix()
 	}
 	h.log.Warn("the broadcaster refused a key version (403); requests use a standby version until the cool-down ends. If the key was revoked, remove it from the vault",
-		zap.String("key", v.Key), zap.String("prefix", v.Secret.Prefix()), zap.String("standby", standby),
+		zapPanel(st.panel.name), zap.String("key", v.Key), zap.String("prefix", v.Secret.Prefix()), zap.String("standby", standby),
 		zap.Duration("cool_down", h.rejections.CoolDown()), zap.Time("until", until), zap.String("request_id", st.id))
 }

@@ -69,7 +69,7 @@ func newFailoverEnv(t *testing.T, vault string, replayBody int64, keys ...string
 }
 
 func (e failoverEnv) rejections(key string) float64 {
-	return testutil.ToFloat64(e.metrics.KeyRejections.WithLabelValues("admin", keyvault.Prefix(key)))
+	return testutil.ToFloat64(e.metrics.KeyRejections.WithLabelValues(keyvault.DefaultPanel, "admin", keyvault.Prefix(key)))
 }
 
 // TestRevocationTooEarly: ops revoke the active version in the panel while

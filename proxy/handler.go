@@ -30,14 +30,22 @@ type VaultSource interface {
 	Current() *keyvault.Vault
 }
 
-// Options configures a Handler. Upstream, Identity and Vault are required.
+// Options configures a Handler. Upstream (or Panels), Identity and Vault are
+// required.
 type Options struct {
-	// Upstream is the broadcaster's origin, e.g. https://radio.example.com:1030.
-	// It must have no path, query, fragment or user info: callers' paths are
+	// Upstream is the broadcaster's origin, e.g. https://radio.example.com:1030,
+	// for a gateway with one panel (named keyvault.DefaultPanel). It must
+	// have no path, query, fragment or user info: callers' paths are
 	// forwarded unchanged.
 	Upstream *url.URL
 	// Transport carries requests upstream; nil means NewTransport(TransportOptions{}).
 	Transport http.RoundTripper
+	// Panels, instead of Upstream and Transport, are the panels of a
+	// gateway in front of several (panels.go).
+	Panels []Panel
+	// PanelRouting says how a request names its panel; the zero value
+	// reads the /panels/NAME path prefix.
+	PanelRouting PanelRouting
 	// Identity establishes the caller.
 	Identity identity.Resolver
 	// Vault gives the key snapshot a request works on.
@@ -114,42 +122,35 @@ type Options struct {
 	// answers, after every other stage has admitted the request; nil
 	// caches nothing. Its owner closes it.
 	Cache *cache.Cache
-	// Panel names the broadcaster panel this handler forwards to, in cache
-	// keys; empty means the upstream's origin.
-	Panel string
 }
 
 // Handler is the gateway's http.Handler.
 type Handler struct {
-	upstream     *url.URL
-	upstreamHost string // host:port with the default port made explicit
-	identity     identity.Resolver
-	vault        VaultSource
-	limiter      *ratelimit.Limiter
-	policy       PolicySource
-	maxPause     time.Duration
-	metrics      *metrics.Metrics
-	log          *zap.Logger
-	now          func() time.Time
-	maxBody      int64
-	publicURL    *url.URL
-	budget       *budget
-	rejections   *keyvault.Rejections
-	replayBody   int64
-	confirm      *confirmer
-	strip        stripper
-	hosts        hostCheck
-	rp           *httputil.ReverseProxy
-	tracer       *tracer      // nil: no tracing
-	panel        string       // the panel's name in cache keys
-	cache        *cache.Cache // nil: nothing cached
+	panels     map[string]*panel
+	panelNames []string // sorted
+	routing    PanelRouting
+	identity   identity.Resolver
+	vault      VaultSource
+	limiter    *ratelimit.Limiter
+	policy     PolicySource
+	maxPause   time.Duration
+	metrics    *metrics.Metrics
+	log        *zap.Logger
+	now        func() time.Time
+	maxBody    int64
+	publicURL  *url.URL
+	budget     *budget
+	rejections *keyvault.Rejections
+	replayBody int64
+	strip      stripper
+	hosts      hostCheck
+	rp         *httputil.ReverseProxy
+	tracer     *tracer      // nil: no spans
+	cache      *cache.Cache // nil: nothing cached
 }
 
 // New validates opts and returns the gateway handler.
 func New(opts Options) (*Handler, error) {
-	if err := validateUpstream(opts.Upstream); err != nil {
-		return nil, err
-	}
 	if opts.Identity == nil {
 		return nil, errors.New("proxy: an identity resolver is required")
 	}
@@ -157,27 +158,21 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("proxy: a vault is required")
 	}
 	h := &Handler{
-		upstream:     opts.Upstream,
-		upstreamHost: hostPort(opts.Upstream),
-		identity:     opts.Identity,
-		vault:        opts.Vault,
-		limiter:      opts.Limiter,
-		policy:       opts.Policy,
-		maxPause:     opts.MaxUpstreamPause,
-		metrics:      opts.Metrics,
-		log:          opts.Logger,
-		now:          opts.Now,
-		maxBody:      opts.MaxBodyBytes,
-		publicURL:    opts.PublicURL,
-		rejections:   opts.Rejections,
-		replayBody:   opts.ReplayBodyBytes,
-		strip:        newStripper(opts.TrustedProxies, opts.ProxyHeaders, opts.StripBearer),
-		tracer:       newTracer(opts.Trace),
-		panel:        opts.Panel,
-		cache:        opts.Cache,
-	}
-	if h.panel == "" {
-		h.panel = opts.Upstream.Scheme + "://" + h.upstreamHost
+		identity:   opts.Identity,
+		vault:      opts.Vault,
+		limiter:    opts.Limiter,
+		policy:     opts.Policy,
+		maxPause:   opts.MaxUpstreamPause,
+		metrics:    opts.Metrics,
+		log:        opts.Logger,
+		now:        opts.Now,
+		maxBody:    opts.MaxBodyBytes,
+		publicURL:  opts.PublicURL,
+		rejections: opts.Rejections,
+		replayBody: opts.ReplayBodyBytes,
+		strip:      newStripper(opts.TrustedProxies, opts.ProxyHeaders, opts.StripBearer),
+		tracer:     newTracer(opts.Trace),
+		cache:      opts.Cache,
 	}
 	hosts, err := newHostCheck(opts.Hosts, opts.LoopbackHosts, opts.AllowBrowsers)
 	if err != nil {
@@ -210,27 +205,16 @@ func New(opts Options) (*Handler, error) {
 	if h.maxPause <= 0 {
 		h.maxPause = DefaultMaxUpstreamPause
 	}
-	transport := opts.Transport
-	if transport == nil {
-		transport = NewTransport(TransportOptions{})
-	}
 	errLog, err := zap.NewStdLogAt(h.log.Named("reverseproxy"), zap.WarnLevel)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	if h.tracer != nil {
-		// Innermost, so that every attempt (a retry, a standby key, the
-		// rejection probe) has its own client span.
-		transport = tracedTransport{base: transport, tracer: h.tracer, host: h.upstreamHost}
-	}
-	base := retryTransport{transport}
-	if h.confirm, err = newConfirmer(opts.RejectionCheck, opts.Upstream, base, h.log.Named("rejection")); err != nil {
+	if err := h.newPanels(opts); err != nil {
 		return nil, err
 	}
-	// The connection-error retry sits inside the 403 failover, so a
-	// request retried with a standby key is not also repeated on errors;
+	// Each panel's failover (panels.go) holds its connection-error retry;
 	// the cache sits outside both, so one shared fetch is one request.
-	var forward http.RoundTripper = &failover{base: base, h: h}
+	var forward http.RoundTripper = panelTransport{}
 	if opts.Cache != nil {
 		forward = cacheStage{c: opts.Cache, next: forward, h: h}
 	}
@@ -273,6 +257,9 @@ type state struct {
 	rule           policy.Decision // the route policy's decision
 	path           string          // the normalised path (policy.Normalize)
 	keyName        string          // the caller's vault key, for the key's limits
+	panel          *panel          // the panel the request goes to; nil until chosen
+	panelPrefix    string          // "/panels/NAME" when the path named the panel, added back to links
+	forwardPath    string          // the escaped path forwarded, when the prefix was removed
 	admission      ratelimit.Admission
 	version        *keyvault.Version
 	status         int
@@ -352,12 +339,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	defer st.admission.Release() // st.admission is the last one decide took
 	// The station stage may reserve budget for the body it reads.
 	defer func() { h.budget.give(st.retry.reserved) }()
-	vault, e := h.decide(r.Context(), st, r, "", r.Method, r.URL.EscapedPath())
+	vault, e := h.decide(r.Context(), st, r, "", r.Method, r.Host, r.URL.EscapedPath())
 	if e != nil {
 		h.startSpan(r, st) // with the caller, when it was identified
 		return e
 	}
-	st.retry.key, _ = vault.KeyOf(st.caller)
+	st.retry.key, _ = vault.KeyFor(st.caller, st.panel.name)
+	if e := h.panelCapacity(st); e != nil {
+		return e
+	}
 
 	if r.ContentLength > h.maxBody {
 		return errTooLarge(h.maxBody, nil)
@@ -370,7 +360,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *state) *gate
 	}
 	ctx := h.startSpan(r, st)
 	st.ctx = stateContext{Context: ctx, st: st}
-	h.rp.ServeHTTP(w, r.WithContext(&st.ctx))
+	out := r.WithContext(&st.ctx)
+	if st.panelPrefix != "" {
+		out.URL = forwardURL(r, st.forwardPath)
+	}
+	h.rp.ServeHTTP(w, out)
 	// The server sends the trailers after this returns.
 	dropScgateTrailers(w.Header())
 	return nil
@@ -396,13 +390,18 @@ func (h *Handler) admit(r *http.Request, st *state, vault *keyvault.Vault) (*key
 			return vault, nil
 		}
 		vault = h.vault.Current()
-		key, ok := vault.KeyOf(st.caller)
+		key, ok := vault.KeyFor(st.caller, st.panel.name)
 		if !ok {
 			// Not sent after all: the tokens go back to buckets that
 			// other callers share.
 			st.admission.Refund(r.Context())
 			return nil, newError(CodeForbidden, http.StatusForbidden,
 				"caller "+quote(st.caller)+" was removed from the vault while its request was queued; ask the gateway's operators to add it under [callers]", nil)
+		}
+		if key == nil {
+			st.admission.Refund(r.Context())
+			return nil, newError(CodePanelForbidden, http.StatusForbidden,
+				"caller "+quote(st.caller)+"'s key on panel "+quote(st.panel.name)+" was removed from the vault while its request was queued", nil)
 		}
 		if e := h.authorise(r.Method, st); e != nil {
 			st.admission.Refund(r.Context())
@@ -485,7 +484,7 @@ func isHexDigit(c byte) bool {
 // the caller's own copy, never the key injected here.
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	st := pr.In.Context().Value(stateKey{}).(*state)
-	pr.SetURL(h.upstream)
+	pr.SetURL(st.panel.upstream)
 	out := pr.Out
 	h.strip.outbound(out.Header)
 	h.outboundTrace(out.Header, st)

@@ -24,8 +24,9 @@ func BenchmarkHeaderRewrite(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := &Handler{upstream: u, strip: newStripper(nil, nil, false)}
-	st := &state{id: "0123456789abcdef0123456789abcdef", version: ver, route: "/api/v2/playlists/"}
+	h := &Handler{strip: newStripper(nil, nil, false)}
+	st := &state{id: "0123456789abcdef0123456789abcdef", version: ver, route: "/api/v2/playlists/",
+		panel: &panel{name: keyvault.DefaultPanel, upstream: u, upstreamHost: hostPort(u)}}
 	in, _ := http.NewRequestWithContext(context.WithValue(context.Background(), stateKey{}, st), "GET", "http://gw/api/v2/playlists/?server=1", nil)
 	in.Header = http.Header{"User-Agent": {"bench"}, "Accept": {"*/*"}, "Sc-Api-Key": {"caller's own"}}
 	out := in.Clone(in.Context())

@@ -65,7 +65,7 @@ func (h *Handler) observe(r *http.Request, st *state) {
 	h.endSpan(r, st, caller, status)
 	if ce := h.log.Check(zap.InfoLevel, "request"); ce != nil {
 		// One allocation for the line's fields, sized for the longest line.
-		fields := make([]zap.Field, 0, 16)
+		fields := make([]zap.Field, 0, 20)
 		fields = append(fields,
 			zap.String("request_id", st.id),
 			zap.String("caller", caller), // as the metrics say it
@@ -85,6 +85,9 @@ func (h *Handler) observe(r *http.Request, st *state) {
 		if !st.known && st.caller != "" {
 			// Identified, but not in the vault: who it was, for ops.
 			fields = append(fields, zap.String("identity", st.caller))
+		}
+		if st.panel != nil {
+			fields = append(fields, zapPanel(st.panel.name))
 		}
 		if st.version != nil {
 			fields = append(fields, zap.String("key", st.version.Key), zap.String("key_prefix", st.version.Secret.Prefix()))

@@ -37,7 +37,7 @@ func rewritesPageLinks(resp *http.Response, st *state) bool {
 // budget spent, the answer passes unchanged.
 func (h *Handler) rewritePageLinks(resp *http.Response, st *state) error {
 	origin := h.origin(st)
-	maxReplacement := len(origin) + 2*pagelinks.MaxLinkBytes
+	maxReplacement := len(origin) + len(st.panelPrefix) + 2*pagelinks.MaxLinkBytes
 	small := resp.ContentLength >= 0 && resp.ContentLength <= smallPage
 	reserve := pagelinks.Footprint(maxReplacement)
 	if small {
@@ -53,7 +53,7 @@ func (h *Handler) rewritePageLinks(resp *http.Response, st *state) error {
 			if err != nil || u.Host == "" {
 				return "", false
 			}
-			return origin + u.RequestURI(), true
+			return origin + st.panelPrefix + u.RequestURI(), true
 		},
 		MaxReplacement: maxReplacement,
 	}

@@ -16,7 +16,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	st := resp.Request.Context().Value(stateKey{}).(*state)
 	st.upstreamStatus = resp.StatusCode
 	if st.cache != "hit" && st.cache != "stale" {
-		h.metrics.UpstreamAnswered(st.route, time.Since(st.start))
+		h.metrics.UpstreamAnswered(st.panel.name, st.route, time.Since(st.start))
 	}
 	// Only scgate may say that an answer is scgate's own (in any spelling
 	// a client could read as Scgate-*), in the headers or the trailers
@@ -26,7 +26,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	defer func() { dropScgateHeaders(resp.Trailer) }()
 	resp.Header["X-Request-Id"] = st.idHeader
 	h.afterUpstream(resp, st)
-	h.relativeLinks(resp.Header)
+	relativeLinks(resp.Header, st)
 	if rewritesPageLinks(resp, st) {
 		return h.rewritePageLinks(resp, st) // pagination.go
 	}
@@ -54,24 +54,24 @@ func dropScgateTrailers(h http.Header) {
 
 // relativeLinks keeps the upstream's origin out of Location,
 // Content-Location and the targets of Link.
-func (h *Handler) relativeLinks(hdr http.Header) {
+func relativeLinks(hdr http.Header, st *state) {
 	for _, name := range [...]string{"Location", "Content-Location"} {
 		if loc := hdr.Get(name); loc != "" {
-			if rel, ok := h.relativeToUpstream(loc); ok {
+			if rel, ok := relativeToUpstream(loc, st); ok {
 				hdr.Set(name, rel)
 			}
 		}
 	}
 	if links := hdr["Link"]; len(links) > 0 {
 		for i, v := range links {
-			links[i] = h.relativeLinkTargets(v)
+			links[i] = relativeLinkTargets(v, st)
 		}
 	}
 }
 
 // relativeLinkTargets rewrites each <target> of a Link value (RFC 8288)
 // that points at the upstream's origin; quoted parameters are left alone.
-func (h *Handler) relativeLinkTargets(v string) string {
+func relativeLinkTargets(v string, st *state) string {
 	if !strings.Contains(v, "<") {
 		return v
 	}
@@ -92,7 +92,7 @@ func (h *Handler) relativeLinkTargets(v string) string {
 				break
 			}
 			target := v[i+1 : i+end]
-			if rel, ok := h.relativeToUpstream(target); ok {
+			if rel, ok := relativeToUpstream(target, st); ok {
 				target = rel
 			}
 			b.WriteByte('<')
@@ -106,20 +106,26 @@ func (h *Handler) relativeLinkTargets(v string) string {
 	return b.String()
 }
 
-// relativeToUpstream turns an absolute URL on the upstream origin into a
-// relative one, so a followed redirect comes back through scgate.
-func (h *Handler) relativeToUpstream(loc string) (string, bool) {
+// relativeToUpstream turns an absolute URL on the request's panel's origin
+// into a relative one, so a followed redirect comes back through scgate (to
+// the same panel: the /panels/NAME prefix the request used is put back).
+func relativeToUpstream(loc string, st *state) (string, bool) {
 	u, err := url.Parse(loc)
-	if err != nil || u.Host == "" || hostPort(u) != h.upstreamHost {
+	if err != nil || u.Host == "" || hostPort(u) != st.panel.upstreamHost {
 		return "", false
 	}
-	return u.RequestURI(), true
+	return st.panelPrefix + u.RequestURI(), true
 }
 
 // origin is where a caller should send its next request: the configured public
 // URL, else the scheme and host the caller used.
 func (h *Handler) origin(st *state) string {
-	if h.publicURL != nil {
+	switch {
+	case h.publicURL != nil && h.routing.ByHost:
+		// The Host names the panel: keep it, so that the link comes
+		// back to the same panel.
+		return h.publicURL.Scheme + "://" + st.host
+	case h.publicURL != nil:
 		return h.publicURL.Scheme + "://" + h.publicURL.Host
 	}
 	scheme := "http"

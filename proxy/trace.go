@@ -184,7 +184,9 @@ func (h *Handler) endSpan(r *http.Request, st *state, caller string, status int)
 		if st.cache != "" {
 			attrs = append(attrs, attribute.String("scgate.cache", st.cache))
 		}
-		attrs = append(attrs, attribute.String("scgate.panel", h.panel))
+		if st.panel != nil {
+			attrs = append(attrs, attribute.String("scgate.panel", st.panel.name))
+		}
 		if st.station.Scoped && st.station.Result != "" {
 			attrs = append(attrs, attribute.String("scgate.station_result", st.station.Result))
 			if st.station.Station != 0 {

@@ -93,8 +93,10 @@ func cmdCheck(cfg *config.Config, failOn time.Duration, stdout, stderr io.Writer
 	if w := cfg.KeyPrefixWarning(); w != "" {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	if cfg.Upstream.DangerouslySkipTLSVerify {
-		fmt.Fprintln(stderr, "warning: upstream.dangerously_skip_tls_verify is set: the broadcaster's certificate is not verified")
+	for _, p := range cfg.PanelList() {
+		if p.Upstream.DangerouslySkipTLSVerify {
+			fmt.Fprintf(stderr, "warning: %s is set: the broadcaster's certificate is not verified\n", p.Setting("dangerously_skip_tls_verify"))
+		}
 	}
 	v := g.Vault()
 	for _, w := range g.VaultWarnings() {
@@ -103,15 +105,26 @@ func cmdCheck(cfg *config.Config, failOn time.Duration, stdout, stderr io.Writer
 	unusedNames(cfg, v, stderr)
 	fmt.Fprintf(stdout, "config %s: ok\nvault %s: ok (%d callers, %d keys)\n\n", cfg.Path(), cfg.Vault.File, len(v.Callers()), len(v.Keys()))
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	// The PANEL column only when there are several panels, so that a
+	// one-panel gateway's output stays as scripts know it.
+	several := len(v.Panels()) > 1
+	if several {
+		fmt.Fprint(tw, "PANEL\t")
+	}
 	fmt.Fprintln(tw, "CALLER\tKEY\tPREFIX\tSTATE\tEXPIRES")
 	for _, caller := range v.Callers() {
-		k, _ := v.KeyOf(caller)
-		active := k.Active(now)
-		if active == nil {
-			fmt.Fprintf(tw, "%s\t%s\t-\tno valid version\t-\n", caller, k.Name)
-			continue
+		for _, panel := range v.PanelsOf(caller) {
+			k, _ := v.KeyFor(caller, panel)
+			if several {
+				fmt.Fprint(tw, panel+"\t")
+			}
+			active := k.Active(now)
+			if active == nil {
+				fmt.Fprintf(tw, "%s\t%s\t-\tno valid version\t-\n", caller, k.Name)
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", caller, k.Name, active.Secret.Prefix(), k.State(active, now), expiry(active.Expires))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", caller, k.Name, active.Secret.Prefix(), k.State(active, now), expiry(active.Expires))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"text/template"
@@ -25,6 +26,7 @@ const (
 	demoKeyAdmin   = "DemoAdm1.FAKEfakeFAKEfakeFAKEfakeFAKEfake"
 	demoKeyRotated = "DemoAdm2.FAKEfakeFAKEfakeFAKEfakeFAKEfake"
 	demoKeyExpired = "DemoArc1.FAKEfakeFAKEfakeFAKEfakeFAKEfake"
+	demoKeySouth   = "DemoSth1.FAKEfakeFAKEfakeFAKEfakeFAKEfake"
 )
 
 // Demo callers are told apart by loopback source address (the cidr resolver):
@@ -36,6 +38,7 @@ const (
 	demoAddrArchiver = "127.0.0.4" // archiver, whose key has only an expired version
 	demoAddrStats    = "127.0.0.5" // stats, read-only by route policy and rate-limited hard
 	demoAddrCity     = "127.0.0.6" // city-sync, scoped to station 3 of the panel's stations
+	demoAddrNetwork  = "127.0.0.7" // network, with a key on each of the two panels
 )
 
 var demoVault = template.Must(template.New("vault").Parse(`# scgate demo vault: FAKE keys, accepted only by the stand-in broadcaster.
@@ -44,9 +47,14 @@ var demoVault = template.Must(template.New("vault").Parse(`# scgate demo vault: 
 "playlist-sync" = "playlist-admin"
 "archiver" = "archive"
 "stats" = "playlist-admin"
+# network holds a key on each panel: its requests name the panel,
+# /panels/north/api/v2/... or /panels/south/api/v2/...
+"network" = { north = "playlist-admin", south = "south-admin" }
 "city-sync" = "playlist-admin"
 
+# Each key belongs to one panel and is only ever sent there.
 [[keys.playlist-admin]]
+upstream = "north"
 secret = "{{.Admin}}"
 {{if .Rotated}}
 # A rotation: the newest not_before among the valid versions is the active one.
@@ -60,8 +68,13 @@ not_before = {{.RotatedFrom}}
 # secret = "{{.Next}}"
 {{end}}
 [[keys.archive]]
+upstream = "north"
 secret = "{{.Expired}}"
 expires = 2020-01-01T00:00:00Z
+
+[[keys.south-admin]]
+upstream = "south"
+secret = "{{.South}}"
 `))
 
 var demoConfig = template.Must(template.New("config").Parse(`# scgate demo config (written by "scgate demo").
@@ -74,8 +87,13 @@ shutdown_timeout = "5s"
 [admin]
 listen = "{{.Admin}}"
 
-[upstream]
-url = "{{.Upstream}}"
+# Two panels, each a stand-in broadcaster with its own keys.
+[upstreams.north]
+url = "{{.North}}"
+response_header_timeout = "10s"
+
+[upstreams.south]
+url = "{{.South}}"
 response_header_timeout = "10s"
 
 [vault]
@@ -90,6 +108,7 @@ order = ["cidr"]
 "127.0.0.4/32" = "archiver"
 "127.0.0.5/32" = "stats"
 "127.0.0.6/32" = "city-sync"
+"127.0.0.7/32" = "network"
 
 [limits]
 rate = 50.0
@@ -125,7 +144,7 @@ level = "{{.Level}}"
 // demoVaultData fills the demo vault. Rotated (with RotatedFrom) lists a
 // second version; Next, when Rotated is empty, is the one the comment tells
 // a person trying the demo to add.
-type demoVaultData struct{ Admin, Rotated, RotatedFrom, Expired, Next string }
+type demoVaultData struct{ Admin, Rotated, RotatedFrom, Expired, Next, South string }
 
 func writeDemoVault(path string, d demoVaultData) error {
 	return writeTemplate(path, demoVault, d)
@@ -177,24 +196,36 @@ func cmdDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error
 		// tour registers it itself, at the step that rotates.
 		keys = append(keys, demoKeyRotated)
 	}
+	// Two panels, each its own stand-in with its own keys.
 	si, err := standin.New(standin.Options{Keys: keys, MaxRecorded: 1000})
 	if err != nil {
 		return err
 	}
-	upstream, err := proxy.Listen(si, proxy.ServerOptions{Name: "standin", Addr: "127.0.0.1:0"})
+	south, err := standin.New(standin.Options{Keys: []string{demoKeySouth}, MaxRecorded: 1000})
 	if err != nil {
 		return err
+	}
+	var upstreams []*proxy.Server
+	for _, h := range []http.Handler{si, south} {
+		srv, err := proxy.Listen(h, proxy.ServerOptions{Name: "standin", Addr: "127.0.0.1:0"})
+		if err != nil {
+			for _, s := range upstreams {
+				_ = s.Close()
+			}
+			return err
+		}
+		upstreams = append(upstreams, srv)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	upDone := make(chan error, 1)
 	go func() {
-		upDone <- proxy.Run(ctx, proxy.LifecycleOptions{Gateways: []*proxy.Server{upstream}, ShutdownTimeout: 5 * time.Second})
+		upDone <- proxy.Run(ctx, proxy.LifecycleOptions{Gateways: upstreams, ShutdownTimeout: 5 * time.Second})
 	}()
 	defer func() { cancel(); <-upDone }()
 
 	vaultPath := filepath.Join(dir, "keys.toml")
-	if err := writeDemoVault(vaultPath, demoVaultData{Admin: demoKeyAdmin, Expired: demoKeyExpired, Next: demoKeyRotated}); err != nil {
+	if err := writeDemoVault(vaultPath, demoVaultData{Admin: demoKeyAdmin, Expired: demoKeyExpired, Next: demoKeyRotated, South: demoKeySouth}); err != nil {
 		return err
 	}
 	cfgPath := filepath.Join(dir, "config.toml")
@@ -203,7 +234,8 @@ func cmdDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error
 		level = "warn" // the tour prints its own lines
 	}
 	if err := writeTemplate(cfgPath, demoConfig, map[string]string{
-		"Listen": o.listen, "Admin": o.admin, "Upstream": "http://" + upstream.Addr().String(), "Level": level,
+		"Listen": o.listen, "Admin": o.admin, "Level": level,
+		"North": "http://" + upstreams[0].Addr().String(), "South": "http://" + upstreams[1].Addr().String(),
 	}); err != nil {
 		return err
 	}
@@ -226,7 +258,7 @@ func cmdDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error
 
 	base := "http://" + g.Addr().String()
 	if o.selftest {
-		err := runSelftest(ctx, stdout, tour{base: base, standin: si, gw: g, vaultPath: vaultPath})
+		err := runSelftest(ctx, stdout, tour{base: base, standin: si, south: south, gw: g, vaultPath: vaultPath})
 		cancel()
 		return errors.Join(err, <-gwDone)
 	}
@@ -256,8 +288,9 @@ func writeTemplate(path string, t *template.Template, data any) error {
 
 func printDemoHelp(w io.Writer, base, admin, vault string) {
 	fmt.Fprintf(w, `
-scgate demo: a gateway on %[1]s in front of a stand-in broadcaster.
-Callers send no key; scgate attaches the caller's SC-API-KEY (fake demo keys).
+scgate demo: a gateway on %[1]s in front of two stand-in broadcaster
+panels, north and south. Callers send no key; scgate attaches the caller's
+SC-API-KEY for the panel (fake demo keys).
 
 Try:
   curl -s '%[1]s/api/v2/playlists/?server=1'
@@ -276,9 +309,16 @@ Two stations, one key: city-sync (from %[6]s) is scoped to station 3.
   curl -s --interface %[6]s %[1]s/api/v2/playlists/6/   # station 4's playlist by id: 403
   curl -s %[3]s/metrics | grep ^scgate_
 
+Two panels: network (--interface %[7]s) holds a key on each; it names the panel
+  curl -s --interface %[7]s '%[1]s/panels/north/api/v2/playlists/?server=1'
+  curl -s --interface %[7]s '%[1]s/panels/south/api/v2/history/?limit=2&server=1'   # "next" keeps /panels/south
+  curl -si --interface %[7]s %[1]s/api/v2/history/            # names no panel: 404 unknown_panel
+  curl -si %[1]s/panels/south/api/v2/history/                 # playlist-sync has no south key: 403 panel_forbidden
+  curl -s %[3]s/metrics | grep 'scgate_upstream_duration_seconds_count'   # by panel
+
 Edit the vault while it runs (applied within a second): %[4]s
   To rotate the key, uncomment the newer version it offers, then watch
   curl -s %[3]s/metrics | grep scgate_key_active
 Ctrl-C stops.
-`, base, demoAddrStranger, admin, vault, demoAddrStats, demoAddrCity)
+`, base, demoAddrStranger, admin, vault, demoAddrStats, demoAddrCity, demoAddrNetwork)
 }

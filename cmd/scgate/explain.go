@@ -14,6 +14,7 @@ import (
 
 	"github.com/scgate/scgate/cmd/scgate/internal/config"
 	"github.com/scgate/scgate/cmd/scgate/internal/gateway"
+	"github.com/scgate/scgate/proxy"
 	"github.com/scgate/scgate/proxy/ratelimit"
 )
 
@@ -23,9 +24,15 @@ type explanation struct {
 	Caller  string `json:"caller"`
 	Method  string `json:"method"`
 	Path    string `json:"path"`
+	Host    string `json:"host,omitempty"`
 	Verdict string `json:"verdict"` // "forwarded", or the gateway error code (proxy.Code...)
 	Status  int    `json:"status"`  // the status the caller would get from scgate; 0 when forwarded
 	Reason  string `json:"reason,omitempty"`
+
+	// Panel is the panel the request goes to, and Upstream its origin.
+	Panel     string  `json:"panel,omitempty"`
+	Upstream  string  `json:"upstream,omitempty"`
+	PanelRate float64 `json:"panel_rate,omitempty"` // the panel's rate cap; 0: none
 
 	Key       string `json:"key,omitempty"`
 	KeyPrefix string `json:"key_prefix,omitempty"`
@@ -69,7 +76,7 @@ type explainedLimits struct {
 }
 
 func newExplainCmd() *cobra.Command {
-	var path, caller, method, reqPath, body, contentType string
+	var path, caller, method, reqPath, host, body, contentType string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "explain --config FILE --caller ID [--method M] --path P [--json]",
@@ -81,7 +88,8 @@ gateway's own decision function. Exit 0 if the request would be forwarded,
 1 if refused (with the status and error code the caller would get).`,
 		Example: `  scgate explain --config config.toml --caller playlist-sync --path '/api/v2/playlists/?server=1'
   scgate explain --config config.toml --caller stats --method POST --path /api/v2/playlists/ --json
-  scgate explain --config config.toml --caller city-sync --method POST --path /api/v2/playlists/ --body '{"name": "x", "server": 3}'`,
+  scgate explain --config config.toml --caller city-sync --method POST --path /api/v2/playlists/ --body '{"name": "x", "server": 3}'
+  scgate explain --config config.toml --caller reporting --path /panels/north/api/v2/history/`,
 		Args: noArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			if caller == "" || reqPath == "" {
@@ -91,7 +99,7 @@ gateway's own decision function. Exit 0 if the request would be forwarded,
 			if err != nil {
 				return err
 			}
-			req := explainRequest{caller: caller, method: strings.ToUpper(method), path: reqPath, contentType: contentType}
+			req := explainRequest{caller: caller, method: strings.ToUpper(method), path: reqPath, contentType: contentType, host: host}
 			if cmd.Flags().Changed("body") {
 				req.body = []byte(body)
 				if !cmd.Flags().Changed("content-type") {
@@ -105,6 +113,7 @@ gateway's own decision function. Exit 0 if the request would be forwarded,
 	cmd.Flags().StringVar(&caller, "caller", "", "the caller's identity, as the resolvers produce it (required)")
 	cmd.Flags().StringVar(&method, "method", "GET", "the request method")
 	cmd.Flags().StringVar(&reqPath, "path", "", "the request path as the caller sends it, e.g. /api/v2/playlists/?server=1 (required)")
+	cmd.Flags().StringVar(&host, "host", "", "the Host the request is sent to (chooses the panel when [panels] by = \"host\")")
 	cmd.Flags().StringVar(&body, "body", "", "the request body, for the station check of a create request (JSON unless --content-type says otherwise)")
 	cmd.Flags().StringVar(&contentType, "content-type", "", "the body's Content-Type (default with --body: application/json)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -114,6 +123,7 @@ gateway's own decision function. Exit 0 if the request would be forwarded,
 // explainRequest is the request explain decides.
 type explainRequest struct {
 	caller, method, path, contentType string
+	host                              string // chooses the panel with [panels] by = "host"
 	body                              []byte
 }
 
@@ -165,8 +175,14 @@ func explainReq(cfg *config.Config, req explainRequest, now time.Time) (*explana
 		return nil, err
 	}
 	defer g.Close()
-	d := g.Handler().ExplainBody(context.Background(), caller, method, rawPath, req.contentType, req.body)
-	e := &explanation{Caller: caller, Method: method, Path: rawPath, Verdict: verdictForwarded, Key: d.Key, RuleSet: d.Route.Set}
+	d := g.Handler().ExplainRequest(context.Background(), proxy.ExplainInput{
+		Caller: caller, Method: method, Host: req.host, Target: rawPath, ContentType: req.contentType, Body: req.body})
+	e := &explanation{Caller: caller, Method: method, Path: rawPath, Host: req.host, Verdict: verdictForwarded, Key: d.Key, RuleSet: d.Route.Set, Panel: d.Panel}
+	for _, p := range cfg.PanelList() {
+		if p.Name == d.Panel {
+			e.Upstream, e.PanelRate = p.Upstream.Origin().String(), p.Upstream.Rate
+		}
+	}
 	if s := d.Station; s.Scoped {
 		e.Station = &explainedStation{Stations: s.Stations, Rule: s.Rule, Result: s.Result, Station: s.Station}
 	}
@@ -202,6 +218,16 @@ func describeLimits(a ratelimit.Applied, keyCallers int) *explainedLimits {
 
 func printExplanation(w io.Writer, e *explanation) {
 	fmt.Fprintf(w, "request   %s %s from caller %q (identity as given; not resolved)\n", e.Method, e.Path, e.Caller)
+	if e.Host != "" {
+		fmt.Fprintf(w, "host      %s\n", e.Host)
+	}
+	if e.Panel != "" {
+		fmt.Fprintf(w, "panel     %q at %s", e.Panel, e.Upstream)
+		if e.PanelRate > 0 {
+			fmt.Fprintf(w, ", at most %g req/s from this gateway", e.PanelRate)
+		}
+		fmt.Fprintln(w)
+	}
 	if e.Key != "" {
 		fmt.Fprintf(w, "vault     caller uses key %q\n", e.Key)
 	}

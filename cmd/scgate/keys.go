@@ -25,6 +25,7 @@ import (
 // keyRow is one key version as `scgate keys` shows it. It holds the prefix,
 // never the secret.
 type keyRow struct {
+	Panel      string     `json:"panel"` // the panel the key belongs to
 	Key        string     `json:"key"`
 	Index      int        `json:"index"` // position among the key's versions in the file
 	Prefix     string     `json:"prefix"`
@@ -49,7 +50,7 @@ func keyRows(v *keyvault.Vault, now time.Time) []keyRow {
 		}
 		for _, ver := range k.Versions {
 			rows = append(rows, keyRow{
-				Key: k.Name, Index: ver.Index, Prefix: ver.Secret.Prefix(),
+				Panel: k.Panel, Key: k.Name, Index: ver.Index, Prefix: ver.Secret.Prefix(),
 				NotBefore: timeOrNil(ver.NotBefore), Expires: timeOrNil(ver.Expires),
 				State: string(k.State(ver, now)), Callers: callers, Line: ver.Line, SecretFile: ver.SecretFile,
 			})
@@ -89,7 +90,7 @@ broadcaster which versions it accepts.`,
 			if err != nil {
 				return err
 			}
-			return printKeys(cmd.OutOrStdout(), keyRows(v, now), asJSON)
+			return printKeys(cmd.OutOrStdout(), keyRows(v, now), asJSON, len(v.Panels()) > 1)
 		}),
 	}
 	addConfigFlag(cmd, &path)
@@ -98,7 +99,9 @@ broadcaster which versions it accepts.`,
 	return cmd
 }
 
-func printKeys(w io.Writer, rows []keyRow, asJSON bool) error {
+// printKeys prints rows; several adds the PANEL column (a one-panel
+// gateway's table stays as scripts know it).
+func printKeys(w io.Writer, rows []keyRow, asJSON, several bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -110,6 +113,9 @@ func printKeys(w io.Writer, rows []keyRow, asJSON bool) error {
 	verified := len(rows) > 0 && rows[0].Upstream != ""
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	head := "KEY\tPREFIX\tNOT_BEFORE\tEXPIRES\tSTATE\tCALLERS"
+	if several {
+		head = "PANEL\t" + head
+	}
 	if verified {
 		head += "\tUPSTREAM"
 	}
@@ -119,7 +125,11 @@ func printKeys(w io.Writer, rows []keyRow, asJSON bool) error {
 		if callers == "" {
 			callers = "-"
 		}
-		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", r.Key, r.Prefix, bound(r.NotBefore, "-"), bound(r.Expires, "never"), r.State, callers)
+		line := ""
+		if several {
+			line = r.Panel + "\t"
+		}
+		line += fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", r.Key, r.Prefix, bound(r.NotBefore, "-"), bound(r.Expires, "never"), r.State, callers)
 		if verified {
 			line += "\t" + r.Upstream
 			if r.Detail != "" {
@@ -183,40 +193,49 @@ revoked one.`,
 // when an active version is refused (or cannot be checked), so a pipeline
 // can test a new key before it goes live and catch a revoked one.
 func cmdKeysVerify(ctx context.Context, cfg *config.Config, o verifyOptions, stdout io.Writer) error {
-	target, err := verifyURL(cfg.Upstream.URL, o.path)
-	if err != nil {
-		return err
-	}
 	now := time.Now()
 	v, _, err := gateway.LoadVault(cfg, func() time.Time { return now })
 	if err != nil {
 		return err
 	}
-	to, err := cfg.TransportOptions()
-	if err != nil {
-		return err
-	}
-	transport := proxy.NewTransport(to)
-	defer transport.CloseIdleConnections()
-	ask := func(key string) (int, error) {
-		rctx, cancel := context.WithTimeout(ctx, o.timeout)
-		defer cancel()
-		req, err := http.NewRequestWithContext(rctx, http.MethodGet, target, nil)
+	// One asker per panel, each with its own transport: a key is only ever
+	// sent to its own panel, also here.
+	asks := make(map[string]func(string) (int, error))
+	for _, p := range cfg.PanelList() {
+		target, err := verifyURL(p.Upstream.URL, o.path)
 		if err != nil {
-			return 0, err
+			return err
 		}
-		req.Header["SC-API-KEY"] = []string{key}
-		req.Header.Set("User-Agent", "scgate-keys-verify")
-		resp, err := transport.RoundTrip(req)
+		to, err := cfg.TransportOptions(p)
 		if err != nil {
-			return 0, err
+			return err
 		}
-		_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
-		_ = resp.Body.Close()
-		return resp.StatusCode, nil
-	}
-	if err := checkVerifyPath(ask, o.path); err != nil {
-		return err
+		transport := proxy.NewTransport(to)
+		defer transport.CloseIdleConnections()
+		ask := func(key string) (int, error) {
+			rctx, cancel := context.WithTimeout(ctx, o.timeout)
+			defer cancel()
+			req, err := http.NewRequestWithContext(rctx, http.MethodGet, target, nil)
+			if err != nil {
+				return 0, err
+			}
+			req.Header["SC-API-KEY"] = []string{key}
+			req.Header.Set("User-Agent", "scgate-keys-verify")
+			resp, err := transport.RoundTrip(req)
+			if err != nil {
+				return 0, err
+			}
+			_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+			_ = resp.Body.Close()
+			return resp.StatusCode, nil
+		}
+		if err := checkVerifyPath(ask, o.path); err != nil {
+			if len(cfg.Upstreams) > 0 {
+				return fmt.Errorf("panel %q: %w", p.Name, err)
+			}
+			return err
+		}
+		asks[p.Name] = ask
 	}
 	rows := keyRows(v, now)
 	i := 0
@@ -225,7 +244,7 @@ func cmdKeysVerify(ctx context.Context, cfg *config.Config, o verifyOptions, std
 		for _, ver := range k.Versions {
 			row := &rows[i]
 			i++
-			status, err := ask(ver.Secret.Value())
+			status, err := asks[k.Panel](ver.Secret.Value())
 			switch {
 			case err != nil:
 				row.Upstream, row.Detail = "error", requestFailure(err)
@@ -245,7 +264,7 @@ func cmdKeysVerify(ctx context.Context, cfg *config.Config, o verifyOptions, std
 			}
 		}
 	}
-	if err := printKeys(stdout, rows, o.asJSON); err != nil {
+	if err := printKeys(stdout, rows, o.asJSON, len(v.Panels()) > 1); err != nil {
 		return err
 	}
 	return errors.Join(failed...)

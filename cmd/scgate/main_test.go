@@ -36,7 +36,7 @@ func TestDemoSelftest(t *testing.T) {
 		!strings.Contains(out, "the second answer says hit") {
 		t.Fatalf("selftest output:\n%s", out)
 	}
-	for _, k := range []string{demoKeyAdmin, demoKeyRotated, demoKeyExpired} {
+	for _, k := range []string{demoKeyAdmin, demoKeyRotated, demoKeyExpired, demoKeySouth} {
 		if strings.Contains(out+errOut, k) {
 			t.Fatal("a demo key appeared in the demo's output")
 		}

@@ -51,7 +51,7 @@ not_before = 2020-01-01T00:00:00Z
 	for _, want := range []string{
 		`scgate_key_active{key="k",prefix="KeyRevk1"} 0`,
 		`scgate_key_active{key="k",prefix="KeyGood1"} 1`,
-		`scgate_upstream_key_rejections_total{key="k",prefix="KeyRevk1"} 1`,
+		`scgate_upstream_key_rejections_total{key="k",panel="default",prefix="KeyRevk1"} 1`,
 		`scgate_key_expiry_timestamp_seconds{key="k",prefix="KeyGood1"}`,
 	} {
 		if !strings.Contains(metrics, want) {
@@ -113,7 +113,7 @@ not_before = 2020-01-01T00:00:00Z
 	}
 	// The series exist at 0 from the start (so that increase() sees a first
 	// rejection); none may have counted one.
-	if !strings.Contains(metrics, `scgate_upstream_key_rejections_total{key="k",prefix="KeyRevk1"} 0`) ||
+	if !strings.Contains(metrics, `scgate_upstream_key_rejections_total{key="k",panel="default",prefix="KeyRevk1"} 0`) ||
 		regexp.MustCompile(`scgate_upstream_key_rejections_total\{[^}]*\} [1-9]`).MatchString(metrics) {
 		t.Error("/metrics counts a rejection")
 	}

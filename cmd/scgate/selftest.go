@@ -21,7 +21,8 @@ import (
 // to see what arrived, the vault file to rotate.
 type tour struct {
 	base      string
-	standin   *standin.Server
+	standin   *standin.Server // the north panel
+	south     *standin.Server // the south panel
 	gw        *gateway.Gateway
 	vaultPath string
 }
@@ -35,6 +36,8 @@ var steps = []step{
 	{"read: GET history with no key; the broadcaster saw playlist-sync's key", stepRead},
 	{"read: GET playlists (a key-protected read)", stepReadProtected},
 	{"create: POST a playlist", stepCreate},
+	{"two panels: a caller with a key on each reads both, and each panel saw only its own key", stepTwoPanels},
+	{"panels: naming none, an unknown one (404 unknown_panel) or one without a key (403 panel_forbidden) reaches neither", stepPanelRefusals},
 	{"a caller with no key in the vault gets 403 forbidden", stepNoKey},
 	{"an unknown caller gets 401 unauthenticated", stepUnknown},
 	{"a caller whose key has only expired versions gets 503 no_valid_key", stepExpired},
@@ -208,7 +211,7 @@ func stepRotate(ctx context.Context, t tour) error {
 	t.standin.SetKeys([]string{demoKeyAdmin, demoKeyRotated})
 	start := time.Now()
 	if err := writeDemoVault(t.vaultPath, demoVaultData{
-		Admin: demoKeyAdmin, Rotated: demoKeyRotated, Expired: demoKeyExpired,
+		Admin: demoKeyAdmin, Rotated: demoKeyRotated, Expired: demoKeyExpired, South: demoKeySouth,
 		RotatedFrom: start.Add(-time.Second).UTC().Format(time.RFC3339),
 	}); err != nil {
 		return err
@@ -284,6 +287,70 @@ func stepRateLimited(ctx context.Context, t tour) error {
 			r.header.Get("Retry-After"), r.header.Get("RateLimit-Policy"))
 	case len(t.standin.Requests()) != before:
 		return errors.New("the refused request reached the stand-in")
+	}
+	return nil
+}
+
+func stepTwoPanels(ctx context.Context, t tour) error {
+	r, err := call(ctx, demoAddrNetwork, "GET", t.base+"/panels/north/api/v2/playlists/?server=1", "")
+	if err != nil {
+		return err
+	}
+	if r.status != http.StatusOK {
+		return fmt.Errorf("north: status %d: %s", r.status, r.body)
+	}
+	if err := expectKey(t.standin, demoKeyAdmin); err != nil {
+		return fmt.Errorf("north: %w", err)
+	}
+	r, err = call(ctx, demoAddrNetwork, "GET", t.base+"/panels/south/api/v2/history/?limit=2&server=1", "")
+	if err != nil {
+		return err
+	}
+	if r.status != http.StatusOK {
+		return fmt.Errorf("south: status %d: %s", r.status, r.body)
+	}
+	var page struct {
+		Next string `json:"next"`
+	}
+	if err := json.Unmarshal(r.body, &page); err != nil || !strings.HasPrefix(page.Next, t.base+"/panels/south/api/v2/history/") {
+		return fmt.Errorf("south: the next link %q does not come back to the south panel through scgate", page.Next)
+	}
+	if err := expectKey(t.south, demoKeySouth); err != nil {
+		return fmt.Errorf("south: %w", err)
+	}
+	for _, rq := range t.standin.Requests() {
+		if slices.Contains(rq.KeyPrefixes, keyvault.Prefix(demoKeySouth)) {
+			return errors.New("the south key reached the north panel")
+		}
+	}
+	for _, rq := range t.south.Requests() {
+		if slices.Contains(rq.KeyPrefixes, keyvault.Prefix(demoKeyAdmin)) {
+			return errors.New("the north key reached the south panel")
+		}
+	}
+	return nil
+}
+
+func stepPanelRefusals(ctx context.Context, t tour) error {
+	before := len(t.standin.Requests()) + len(t.south.Requests())
+	for _, c := range []struct {
+		from, path, code string
+		status           int
+	}{
+		{demoAddrNetwork, "/api/v2/history/", "unknown_panel", http.StatusNotFound},
+		{demoAddrNetwork, "/panels/west/api/v2/history/", "unknown_panel", http.StatusNotFound},
+		{demoAddrSync, "/panels/south/api/v2/history/", "panel_forbidden", http.StatusForbidden},
+	} {
+		r, err := call(ctx, c.from, "GET", t.base+c.path, "")
+		if err != nil {
+			return err
+		}
+		if r.status != c.status || r.header.Get("Scgate-Error") != c.code {
+			return fmt.Errorf("%s from %s: status %d, Scgate-Error %q; want %d %s", c.path, c.from, r.status, r.header.Get("Scgate-Error"), c.status, c.code)
+		}
+	}
+	if len(t.standin.Requests())+len(t.south.Requests()) != before {
+		return errors.New("a refused request reached a panel")
 	}
 	return nil
 }

@@ -24,14 +24,20 @@ type Config struct {
 	Server   Server   `toml:"server"`
 	Admin    Admin    `toml:"admin"`
 	Upstream Upstream `toml:"upstream"`
-	Vault    Vault    `toml:"vault"`
-	Identity Identity `toml:"identity"`
-	Limits   Limits   `toml:"limits"`
-	Policy   Policy   `toml:"policy" reload:"live"`
-	Log      Log      `toml:"log"`
-	Rotation Rotation `toml:"rotation"`
-	Tracing  Tracing  `toml:"tracing"`
-	Cache    Cache    `toml:"cache"`
+	// Upstreams are the panels of a gateway in front of several; Upstream
+	// is the one panel of a gateway in front of one.
+	Upstreams map[string]Upstream `toml:"upstreams"`
+	Panels    Panels              `toml:"panels"`
+	Vault     Vault               `toml:"vault"`
+	Identity  Identity            `toml:"identity"`
+	Limits    Limits              `toml:"limits"`
+	Policy    Policy              `toml:"policy" reload:"live"`
+	Log       Log                 `toml:"log"`
+	Rotation  Rotation            `toml:"rotation"`
+	Tracing   Tracing             `toml:"tracing"`
+	Cache     Cache               `toml:"cache"`
+
+	singleUpstream bool // [upstream] was written
 
 	path  string         // the file it came from
 	lines *tomlpos.Index // key path → line, for semantic errors
@@ -118,6 +124,7 @@ func Parse(path string, data []byte) (*Config, error) {
 func (c *Config) applyDefaults() {
 	c.Server.defaults()
 	c.Admin.defaults()
+	c.upstreamsDefaults()
 	c.Upstream.defaults()
 	c.Vault.defaults()
 	c.Identity.defaults(c.ClientCertsConfigured())
@@ -141,6 +148,12 @@ func (c *Config) resolvePaths(dir string) {
 		}
 	}
 	c.resolveBundlePaths(dir)
+	for name, u := range c.Upstreams {
+		if u.CAFile != "" && !filepath.IsAbs(u.CAFile) {
+			u.CAFile = filepath.Join(dir, u.CAFile)
+			c.Upstreams[name] = u
+		}
+	}
 }
 
 // problems collects a file's validation failures.
@@ -155,7 +168,7 @@ func (c *Config) validate() error {
 	p := &problems{c: c}
 	c.Server.validate(p, c)
 	c.Admin.validate(p, c)
-	c.Upstream.validate(p)
+	c.validateUpstreams(p)
 	c.Vault.validate(p)
 	c.Identity.validate(p, c)
 	c.Limits.validate(p)

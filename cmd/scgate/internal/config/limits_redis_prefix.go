@@ -27,7 +27,7 @@ func (c *Config) KeyPrefix() string {
 	if p := c.Limits.Redis.KeyPrefix; p != "" {
 		return p
 	}
-	return defaultKeyPrefix(c.Upstream.URL)
+	return defaultKeyPrefix(c.PanelList()[0].Upstream.URL)
 }
 
 // KeyPrefixWarning is scgate check's warning for a Redis backend without

@@ -3,11 +3,13 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"slices"
 
 	"github.com/scgate/scgate/proxy"
 )
 
-// Upstream is [upstream]: the broadcaster.
+// Upstream is [upstream]: the broadcaster, or one [upstreams.NAME] panel of
+// several (upstreams.go).
 type Upstream struct {
 	URL                   string   `toml:"url"`
 	CAFile                string   `toml:"ca_file"`
@@ -21,6 +23,11 @@ type Upstream struct {
 	// DangerouslySkipTLSVerify turns off the verification of the
 	// broadcaster's certificate; the gateway warns at every start.
 	DangerouslySkipTLSVerify bool `toml:"dangerously_skip_tls_verify"`
+	// Rate caps the requests per second this gateway sends the panel, over
+	// all callers and keys (the broadcaster's own capacity); 0: no cap.
+	// Burst is the bucket size (0: the rate, at least 1).
+	Rate  float64 `toml:"rate"`
+	Burst int     `toml:"burst"`
 }
 
 func (u *Upstream) defaults() {
@@ -33,27 +40,30 @@ func (u *Upstream) defaults() {
 	}
 }
 
-func (u Upstream) validate(p *problems) {
+// validate checks the settings of the table at key ("upstream" or
+// "upstreams", NAME).
+func (u Upstream) validate(p *problems, key ...string) {
+	at := func(field string) []string { return append(slices.Clone(key), field) }
 	if u.URL == "" {
-		p.add(`the broadcaster's URL is required, e.g. "https://radio.example.com:1030"`, "upstream", "url")
+		p.add(`the broadcaster's URL is required, e.g. "https://radio.example.com:1030"`, at("url")...)
 		return
 	}
 	pu, err := url.Parse(u.URL)
 	if err != nil || pu.Host == "" || (pu.Scheme != "https" && pu.Scheme != "http") {
-		p.add(fmt.Sprintf("%q is not an http(s) URL with a host", u.URL), "upstream", "url")
+		p.add(fmt.Sprintf("%q is not an http(s) URL with a host", u.URL), at("url")...)
 		return
 	}
 	if (pu.Path != "" && pu.Path != "/") || pu.RawQuery != "" || pu.User != nil || pu.Fragment != "" {
-		p.add("give only scheme://host:port; callers' /api/v2/... paths are forwarded unchanged", "upstream", "url")
+		p.add("give only scheme://host:port; callers' /api/v2/... paths are forwarded unchanged", at("url")...)
 	}
 	if pu.Scheme == "http" && !u.AllowPlainHTTP && !isLoopbackHost(pu.Hostname()) {
-		p.add("plain http would send keys in clear text: use https, or set allow_plain_http = true if you really must", "upstream", "url")
+		p.add("plain http would send keys in clear text: use https, or set allow_plain_http = true if you really must", at("url")...)
 	}
 	if u.MaxIdleConns < 0 {
-		p.add("must be positive", "upstream", "max_idle_conns")
+		p.add("must be positive", at("max_idle_conns")...)
 	}
 	if u.DangerouslySkipTLSVerify && u.CAFile != "" {
-		p.add("ca_file is unused when verification is skipped: remove one of the two (keeping ca_file is the safe choice)", "upstream", "dangerously_skip_tls_verify")
+		p.add("ca_file is unused when verification is skipped: remove one of the two (keeping ca_file is the safe choice)", at("dangerously_skip_tls_verify")...)
 	}
 }
 
@@ -62,24 +72,4 @@ func (u Upstream) Origin() *url.URL {
 	pu, _ := url.Parse(u.URL) // validated with the config
 	pu.Path = ""
 	return pu
-}
-
-// TransportOptions is [upstream] as proxy.NewTransport takes it; it reads
-// ca_file.
-func (c *Config) TransportOptions() (proxy.TransportOptions, error) {
-	u := c.Upstream
-	o := proxy.TransportOptions{
-		ServerName: u.ServerName, DangerouslySkipVerify: u.DangerouslySkipTLSVerify,
-		DialTimeout: u.DialTimeout.Duration, TLSHandshakeTimeout: u.TLSHandshakeTimeout.Duration,
-		ResponseHeaderTimeout: u.ResponseHeaderTimeout.Duration, IdleConnTimeout: u.IdleConnTimeout.Duration,
-		MaxIdleConns: u.MaxIdleConns,
-	}
-	if u.CAFile != "" {
-		pool, err := readCertPool(u.CAFile)
-		if err != nil {
-			return o, c.Wrap(err, "upstream", "ca_file")
-		}
-		o.RootCAs = pool
-	}
-	return o, nil
 }

@@ -55,5 +55,5 @@ func (c *Config) AgeIdentities() ([]age.Identity, error) {
 // WatcherOptions is [vault] as keyvault.NewWatcher takes it (Logger and
 // OnReload are the gateway's to set).
 func (c *Config) WatcherOptions(ids []age.Identity) keyvault.WatcherOptions {
-	return keyvault.WatcherOptions{Path: c.Vault.File, PollInterval: c.Vault.PollInterval.Duration, Identities: ids}
+	return keyvault.WatcherOptions{Path: c.Vault.File, PollInterval: c.Vault.PollInterval.Duration, Identities: ids, Panels: c.PanelNames()}
 }

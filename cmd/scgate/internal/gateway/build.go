@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -150,7 +149,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 	add(g.buildLimits())
 	add(g.buildCache())
 	add(g.buildVault())
-	transport, terr := g.buildTransport()
+	panels, terr := g.buildPanels()
 	add(terr)
 	resolver, ierr := g.buildIdentity(context.Background())
 	add(ierr)
@@ -170,7 +169,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 		proxyHeaders = []string{cfg.Identity.Header.Name}
 	}
 	g.handler, err = proxy.New(proxy.Options{
-		Upstream: cfg.Upstream.Origin(), Transport: transport, Identity: resolver, Vault: g.vault,
+		Panels: panels, PanelRouting: cfg.PanelRouting(), Identity: resolver, Vault: g.vault,
 		Limiter: g.limiter, Policy: g.policy, MaxUpstreamPause: cfg.Limits.MaxUpstreamPause.Duration,
 		Metrics: g.metrics, Logger: g.log.Named("access"), Now: opts.Now,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes, PublicURL: cfg.Server.PublicOrigin(), BufferBudget: cfg.Server.MaxBufferedBytes,
@@ -179,7 +178,7 @@ func Build(cfg *config.Config, opts Options) (_ *Gateway, err error) {
 		TrustedProxies: proxies, ProxyHeaders: proxyHeaders, StripBearer: cfg.Identity.JWT.Set(),
 		Hosts: cfg.Server.Hosts, LoopbackHosts: cfg.LoopbackListener(), AllowBrowsers: cfg.Server.AllowBrowsers,
 		Trace: trace,
-		Cache: g.cache, Panel: cfg.Upstream.Origin().String(),
+		Cache: g.cache,
 	})
 	if err != nil {
 		return nil, err
@@ -281,7 +280,7 @@ func LoadVault(cfg *config.Config, now func() time.Time) (*keyvault.Vault, []key
 }
 
 func loadVault(cfg *config.Config, ids []age.Identity, now func() time.Time) (*keyvault.Vault, []keyvault.Warning, error) {
-	return keyvault.Load(cfg.Vault.File, keyvault.LoadOptions{Now: now, Identities: ids})
+	return keyvault.Load(cfg.Vault.File, keyvault.LoadOptions{Now: now, Identities: ids, Panels: cfg.PanelNames()})
 }
 
 // buildTracing makes the tracer provider of [tracing] (none in a dry run,
@@ -327,16 +326,26 @@ func (g *Gateway) shutdownTracing() {
 // tracingShutdownTimeout bounds the last export at exit.
 const tracingShutdownTimeout = 5 * time.Second
 
-// buildTransport makes the transport towards the broadcaster.
-func (g *Gateway) buildTransport() (http.RoundTripper, error) {
-	o, err := g.cfg.TransportOptions()
-	if err != nil {
-		return nil, err
+// buildPanels makes each panel with its own transport (and so its own
+// connection pool) towards its broadcaster.
+func (g *Gateway) buildPanels() ([]proxy.Panel, error) {
+	var panels []proxy.Panel
+	var errs []error
+	for _, p := range g.cfg.PanelList() {
+		o, err := g.cfg.TransportOptions(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if p.Upstream.DangerouslySkipTLSVerify {
+			g.log.Warn(p.Setting("dangerously_skip_tls_verify") + " is set: the broadcaster's certificate is NOT verified, so anyone on the path can read every key scgate sends; set " + p.Setting("ca_file") + " instead")
+		}
+		panels = append(panels, proxy.Panel{
+			Name: p.Name, Upstream: p.Upstream.Origin(), Transport: proxy.NewTransport(o),
+			Rate: p.Upstream.Rate, Burst: p.Upstream.Burst,
+		})
 	}
-	if g.cfg.Upstream.DangerouslySkipTLSVerify {
-		g.log.Warn("upstream.dangerously_skip_tls_verify is set: the broadcaster's certificate is NOT verified, so anyone on the path can read every key scgate sends; set upstream.ca_file instead")
-	}
-	return proxy.NewTransport(o), nil
+	return panels, errors.Join(errs...)
 }
 
 // listen binds the gateway's, the admin and the ACME challenge listeners.
@@ -458,7 +467,7 @@ func prepareMetrics(m *metrics.Metrics, v *keyvault.Vault) {
 	var versions []metrics.KeyVersion
 	for _, k := range v.Keys() {
 		for _, ver := range k.Versions {
-			versions = append(versions, metrics.KeyVersion{Key: k.Name, Prefix: ver.Secret.Prefix()})
+			versions = append(versions, metrics.KeyVersion{Panel: k.Panel, Key: k.Name, Prefix: ver.Secret.Prefix()})
 		}
 	}
 	m.Prepare(v.Callers(), versions)

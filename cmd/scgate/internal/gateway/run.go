@@ -66,7 +66,7 @@ func (g *Gateway) Run(ctx context.Context, hup <-chan os.Signal) error {
 	g.ready.Store(true)
 	g.log.Info("scgate is ready",
 		zap.String("listen", g.server.Addr().String()), zap.String("admin", g.admin.Addr().String()),
-		zap.String("tls", g.cfg.Server.TLS), zap.String("upstream", g.cfg.Upstream.URL),
+		zap.String("tls", g.cfg.Server.TLS), zap.Strings("panels", g.cfg.PanelNames()),
 		zap.Int("callers", len(g.watcher.Current().Callers())), zap.String("version", g.opts.Version))
 	gateways := []*proxy.Server{g.server}
 	if g.challenge != nil {

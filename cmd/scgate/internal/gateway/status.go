@@ -98,9 +98,14 @@ func (g *Gateway) adminHandler() (http.Handler, error) {
 	return mux, nil
 }
 
-// panels lists the panels requests go to, for the status page.
+// panels lists the panels requests go to, for the status page: each
+// [upstreams.NAME], or the one [upstream] (named "default").
 func (g *Gateway) panels() []statuspage.PanelTarget {
-	return []statuspage.PanelTarget{{Name: "upstream", Origin: g.cfg.Upstream.Origin()}}
+	var out []statuspage.PanelTarget
+	for _, p := range g.cfg.PanelList() {
+		out = append(out, statuspage.PanelTarget{Name: p.Name, Origin: p.Upstream.Origin()})
+	}
+	return out
 }
 
 // certExpiry records when a certificate expires: in the metric and for the

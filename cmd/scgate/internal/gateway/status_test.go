@@ -13,6 +13,7 @@ import (
 
 	"github.com/scgate/scgate/cmd/scgate/internal/config"
 	"github.com/scgate/scgate/internal/statuspage"
+	"github.com/scgate/scgate/keyvault"
 	"github.com/scgate/scgate/keyvault/vaulttest"
 )
 
@@ -99,7 +100,7 @@ static = "svc"
 	})
 	lines := strings.Join(st.Reloads[0].Lines, "\n")
 	if !strings.Contains(lines, "versions_added: k TestKey2") || !strings.Contains(lines, "callers_added: other -> k") ||
-		st.Callers.Items[0].Active != "TestKey2" || len(st.Panels) != 1 || st.Panels[0].Name != "upstream" {
+		st.Callers.Items[0].Active != "TestKey2" || len(st.Panels) != 1 || st.Panels[0].Name != keyvault.DefaultPanel {
 		t.Errorf("after the reload: %+v", st)
 	}
 }
