@@ -186,8 +186,8 @@ type Attention struct {
 // CallerPage is one page of callers.
 type CallerPage struct {
 	Q string `json:"q"`
-	// Matched is how many callers the search matched (all of them without
-	// one); Offset and Limit select Items from those.
+	// Matched is how many entries (a caller on a panel) the search matched
+	// (all of them without one); Offset and Limit select Items from those.
 	Matched int      `json:"matched"`
 	Offset  int      `json:"offset"`
 	Limit   int      `json:"limit"`
@@ -197,7 +197,10 @@ type CallerPage struct {
 // Caller is one caller, its key and the key's versions.
 type Caller struct {
 	Name string `json:"name"`
-	Key  string `json:"key"`
+	// Panel is the panel the key belongs to: a caller holding keys on
+	// several panels has one entry per panel.
+	Panel string `json:"panel"`
+	Key   string `json:"key"`
 	// Active is the prefix of the version requests carry; empty when none
 	// is valid.
 	Active string `json:"active"`
@@ -345,28 +348,36 @@ func (p *Page) versions(k *keyvault.Key, now time.Time) keyVersions {
 func (p *Page) callers(v *keyvault.Vault, q Query, now time.Time) CallerPage {
 	page := CallerPage{Q: q.Q, Offset: q.Offset, Limit: q.Limit, Items: []Caller{}}
 	needle := strings.ToLower(q.Q)
-	var names []string
+	// One row per caller and panel: a caller holding keys on several panels
+	// has a key (and versions, limits) on each.
+	type row struct {
+		caller string
+		key    *keyvault.Key
+	}
+	var rows []row
 	for _, name := range v.Callers() {
-		if needle != "" {
-			k, _ := v.KeyOf(name)
-			if !strings.Contains(strings.ToLower(name), needle) && !strings.Contains(strings.ToLower(k.Name), needle) {
+		for _, panel := range v.PanelsOf(name) {
+			k, _ := v.KeyFor(name, panel)
+			if k == nil {
 				continue
 			}
+			if needle != "" && !strings.Contains(strings.ToLower(name), needle) &&
+				!strings.Contains(strings.ToLower(k.Name), needle) && !strings.Contains(strings.ToLower(panel), needle) {
+				continue
+			}
+			rows = append(rows, row{name, k})
 		}
-		names = append(names, name)
 	}
-	page.Matched = len(names)
-	if q.Offset >= len(names) {
+	page.Matched = len(rows)
+	if q.Offset >= len(rows) {
 		return page
 	}
-	names = names[q.Offset:min(len(names), q.Offset+q.Limit)]
-	for _, name := range names {
-		k, _ := v.KeyOf(name)
-		kv := p.versions(k, now)
-		c := Caller{Name: name, Key: k.Name, Active: kv.active, Standby: kv.standby, Versions: kv.list,
-			MoreVersions: kv.more, Warnings: kv.warnings}
+	for _, r := range rows[q.Offset:min(len(rows), q.Offset+q.Limit)] {
+		kv := p.versions(r.key, now)
+		c := Caller{Name: r.caller, Panel: r.key.Panel, Key: r.key.Name, Active: kv.active, Standby: kv.standby,
+			Versions: kv.list, MoreVersions: kv.more, Warnings: kv.warnings}
 		if p.opts.Limiter != nil {
-			c.Limits = limitsOf(p.opts.Limiter.State(name, k.Name), now)
+			c.Limits = limitsOf(p.opts.Limiter.State(r.caller, r.key.Name), now)
 		}
 		page.Items = append(page.Items, c)
 	}

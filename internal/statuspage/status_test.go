@@ -341,3 +341,44 @@ func TestReloadLogKeepsTheLast20(t *testing.T) {
 		t.Errorf("got %d reloads, first %q, lines %d, more %d", len(got), got[0].Summary, len(got[0].Lines), got[0].More)
 	}
 }
+
+// A caller holding keys on several panels has one entry per panel, each
+// with that panel's key; a search by panel name finds it.
+func TestStatusCallerOnSeveralPanels(t *testing.T) {
+	f := newFixture(t, stateVault)
+	v, _, err := keyvault.Parse("keys.toml", []byte(`
+[callers]
+"network" = { north = "n-key", south = "s-key" }
+"local" = "n-key"
+
+[[keys.n-key]]
+upstream = "north"
+secret = "northkey.GGGGsecretpartnorth0000000"
+
+[[keys.s-key]]
+upstream = "south"
+secret = "southkey.HHHHsecretpartsouth0000000"
+`), keyvault.LoadOptions{Panels: []string{"north", "south"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.vault = v
+	st := f.page.Snapshot(context.Background(), Query{Q: "network", Limit: DefaultLimit})
+	if st.Callers.Matched != 2 || len(st.Callers.Items) != 2 {
+		t.Fatalf("network: %+v", st.Callers)
+	}
+	for i, want := range []struct{ panel, key, active string }{{"north", "n-key", "northkey"}, {"south", "s-key", "southkey"}} {
+		c := st.Callers.Items[i]
+		if c.Panel != want.panel || c.Key != want.key || c.Active != want.active {
+			t.Errorf("entry %d: %+v, want panel %s key %s active %s", i, c, want.panel, want.key, want.active)
+		}
+	}
+	st = f.page.Snapshot(context.Background(), Query{Q: "south", Limit: DefaultLimit})
+	if st.Callers.Matched != 1 || st.Callers.Items[0].Name != "network" {
+		t.Errorf("search by panel: %+v", st.Callers)
+	}
+	resp, body := get(t, f.srv.URL+"/status")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "<td>south</td>") {
+		t.Errorf("HTML page: %s, south panel shown: %v", resp.Status, strings.Contains(body, "<td>south</td>"))
+	}
+}
