@@ -304,6 +304,7 @@ func (r *Reader) scan() {
 					role, r.keyLen = topKey, 0
 				}
 			case c == '}' && st == sObjKeyOrEnd:
+				st = sAfterValue
 				if r.pop() {
 					r.st, r.role = st, role
 					r.done(i, run)
@@ -329,6 +330,7 @@ func (r *Reader) scan() {
 				break
 			}
 			if c == ']' && st == sArrValueOrEnd {
+				st = sAfterValue
 				if r.pop() {
 					r.st, r.role = st, role
 					r.done(i, run)
@@ -547,7 +549,6 @@ func (r *Reader) push(object bool) {
 // outermost one.
 func (r *Reader) pop() bool {
 	r.depth--
-	r.st = sAfterValue
 	return r.depth == 0
 }
 

@@ -161,6 +161,7 @@ func TestReaderRewritesTopLevelLinksOnly(t *testing.T) {
 		{"braces and quotes in strings", `{"a":"}{\"next\":\"http://h/a\"","next":"http://h/b","b":["]","{"]}`, `{"a":"}{\"next\":\"http://h/a\"","next":"` + testOrigin + `/b","b":["]","{"]}`},
 		{"nested next key", `{"results":[{"next":"http://h/a","previous":"http://h/b"}],"meta":{"next":"http://h/c"}}`, `{"results":[{"next":"http://h/a","previous":"http://h/b"}],"meta":{"next":"http://h/c"}}`},
 		{"nested object before the link", `{"a":{"b":{"c":[1,{"d":"e"}]}},"next":"http://h/a"}`, `{"a":{"b":{"c":[1,{"d":"e"}]}},"next":"` + testOrigin + `/a"}`},
+		{"empty containers before the link", `{"a":[],"b":{},"c":[[],{}],"next":"http://h/a"}`, `{"a":[],"b":{},"c":[[],{}],"next":"` + testOrigin + `/a"}`},
 		{"top-level array", `[{"next":"http://h/a"}]`, `[{"next":"http://h/a"}]`},
 		{"scalar", `"http://h/a"`, `"http://h/a"`},
 		{"empty", ``, ``},
