@@ -101,7 +101,8 @@ func (h *Handler) decide(ctx context.Context, st *state, r *http.Request, given,
 	}
 	// The station stage: after the limits, so that a caller probing its
 	// scope spends its tokens, and before anything is sent or served.
-	if e := h.checkStation(r, st, method); e != nil {
+	_, onePanel := vault.OnlyPanel(caller)
+	if e := h.checkStation(r, st, method, onePanel); e != nil {
 		return vault, e
 	}
 	v := key.Pick(h.now(), h.rejections)

@@ -18,6 +18,7 @@ import (
 	"github.com/scgate/scgate/metrics"
 	"github.com/scgate/scgate/proxy"
 	"github.com/scgate/scgate/proxy/cache"
+	"github.com/scgate/scgate/proxy/policy"
 )
 
 // Panel keys: fake, one per caller and panel, so that a key seen anywhere
@@ -86,8 +87,9 @@ type panelEnvOptions struct {
 	upstream map[string]http.Handler // replaces a panel's stand-in
 	rate     float64                 // every panel's rate cap
 	vault    string
-	public   *url.URL     // Options.PublicURL
-	cache    *cache.Cache // Options.Cache
+	public   *url.URL       // Options.PublicURL
+	cache    *cache.Cache   // Options.Cache
+	policy   *policy.Holder // Options.Policy
 }
 
 func newPanelEnv(t *testing.T, o panelEnvOptions) *panelEnv {
@@ -125,10 +127,14 @@ func newPanelEnv(t *testing.T, o panelEnvOptions) *panelEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := proxy.New(proxy.Options{
+	opts := proxy.Options{
 		Panels: panels, PanelRouting: o.routing, Identity: headerIdentity{}, Vault: fixedVault{v}, Metrics: e.metrics,
 		PublicURL: o.public, Cache: o.cache,
-	})
+	}
+	if o.policy != nil {
+		opts.Policy = o.policy
+	}
+	h, err := proxy.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -470,6 +476,33 @@ func TestCacheSharedEntriesArePerPanel(t *testing.T) {
 	}
 	if n := len(e.standins["north"].Requests()); n != 1 {
 		t.Fatalf("north saw %d requests", n)
+	}
+	e.checkNoStrayKey()
+}
+
+// Threat: a station list naming another panel's radio. Station ids are each
+// panel's own, so a station-scoped caller holding keys on several panels is
+// refused on every panel rather than allowed station 3 of each; the same
+// scope with a key on one panel only is allowed there.
+func TestStationScopeNeedsOnePanel(t *testing.T) {
+	e := newPanelEnv(t, panelEnvOptions{policy: holderOf(t, policy.Options{
+		Sets:     map[string][]string{"station3": {"* /api/v2/**"}},
+		Stations: map[string][]int{"station3": {3}},
+		Callers:  map[string]string{"b": "station3", "d": "station3"},
+	})})
+	for _, path := range []string{"/panels/north/api/v2/playlists/?server=3", "/panels/south/api/v2/playlists/?server=3"} {
+		resp, body := e.send("b", "", path)
+		checkCode(t, resp, body, proxy.CodeStationForbidden, http.StatusForbidden)
+		if !strings.Contains(body, "several panels") {
+			t.Errorf("%s: the refusal does not say why: %s", path, body)
+		}
+	}
+	if _, n := e.received(); n != 0 {
+		t.Fatalf("%d requests of a caller scoped across panels reached a broadcaster", n)
+	}
+	resp, body := e.send("d", "", "/api/v2/playlists/?server=3")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("caller scoped on its one panel: %s %s", resp.Status, body)
 	}
 	e.checkNoStrayKey()
 }

@@ -118,7 +118,12 @@ func malformed(msg string) *stationProblem { return &stationProblem{StationMalfo
 // checkStation runs the station stage for a caller whose rule set is scoped.
 // It reads the body when the route's rule needs it (within the replay
 // buffer's limit), and leaves it buffered for the forward stage.
-func (h *Handler) checkStation(r *http.Request, st *state, method string) *gatewayError {
+//
+// Station ids are a panel's own: station 3 on one panel is another radio
+// than station 3 on the next. A station list does not name its panel, so a
+// scoped caller holding keys on several panels is refused rather than
+// allowed the listed ids on each of them.
+func (h *Handler) checkStation(r *http.Request, st *state, method string, onePanel bool) *gatewayError {
 	set := st.rule.Scope
 	if !set.Scoped() {
 		return nil
@@ -126,7 +131,14 @@ func (h *Handler) checkStation(r *http.Request, st *state, method string) *gatew
 	sd := &st.station
 	sd.Scoped, sd.Stations = true, set.Stations
 	sd.Rule = stationRule(method, st.path)
-	e := h.stationStage(r, st, sd, set, method)
+	var e *gatewayError
+	if onePanel {
+		e = h.stationStage(r, st, sd, set, method)
+	} else {
+		e = h.stationRefusal(sd, &stationProblem{StationForbidden, "caller " + quote(st.caller) + " is scoped to stations " +
+			stationList(set.Stations) + " but holds keys on several panels, and station ids are each panel's own: " +
+			"ask the gateway's operators to give a station-scoped caller a key on one panel only"})
+	}
 	if e != nil && sd.Result == "" {
 		sd.Result = StationMalformed
 	}
@@ -365,6 +377,11 @@ func formStation(raw, where string) (id int, ok bool, p *stationProblem) {
 			return 0, false, malformed("the " + where + " has a parameter spelt like server but not exactly server; write server")
 		}
 		if !exact {
+			// Another field's value must be well-formed too: a reader that
+			// refuses a bad escape anywhere could read this text otherwise.
+			if _, err := url.QueryUnescape(v); err != nil {
+				return 0, false, malformed("a parameter value of the " + where + " is not percent-encoded correctly")
+			}
 			continue
 		}
 		if ok {
