@@ -83,7 +83,8 @@ func FuzzHostCheck(f *testing.F) {
 				t.Fatalf("Sec-Fetch-Site %q accepted", site)
 			}
 			if origin != "" {
-				o := strings.TrimSpace(origin)
+				// A scheme is case-insensitive (RFC 3986 §3.1): "httP://" is http.
+				o := strings.ToLower(strings.TrimSpace(origin))
 				rest, ok := strings.CutPrefix(o, "http://")
 				if !ok {
 					rest, ok = strings.CutPrefix(o, "https://")
