@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scgate/scgate/keyvault/vaulttest"
 	"github.com/scgate/scgate/tracing"
 )
 
@@ -141,13 +142,7 @@ func TestEnvironmentCannotRedirectSpans(t *testing.T) {
 			}
 			_, s := p.TracerProvider().Tracer("test").Start(context.Background(), "request")
 			s.End()
-			deadline := time.Now().Add(10 * time.Second)
-			for toConfigured.Load() == 0 {
-				if time.Now().After(deadline) {
-					t.Fatal("nothing reached the configured endpoint")
-				}
-				time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-			}
+			vaulttest.Eventually(t, 10*time.Second, "a span at the configured endpoint", func() bool { return toConfigured.Load() > 0 })
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			_ = p.Shutdown(ctx)

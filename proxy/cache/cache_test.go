@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/scgate/scgate/keyvault/vaulttest"
 	"github.com/scgate/scgate/metrics"
 	"github.com/scgate/scgate/proxy/cache"
 	"github.com/scgate/scgate/proxy/policy"
@@ -117,16 +118,10 @@ func TestStaleWhileRevalidateRefreshesInTheBackground(t *testing.T) {
 	if body != "v1" || !strings.HasSuffix(resp.Header.Get("Cache-Status"), "detail=stale-while-revalidate") {
 		t.Fatalf("got %q, %q", body, resp.Header.Get("Cache-Status"))
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, body := o.get(t, c, "/h/"); body == "v2" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the background refresh never landed")
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	vaulttest.Eventually(t, 10*time.Second, "the background refresh to land", func() bool {
+		_, body := o.get(t, c, "/h/")
+		return body == "v2"
+	})
 	if n := o.n.Load(); n != 2 {
 		t.Fatalf("origin saw %d requests, want 2", n)
 	}
